@@ -1,0 +1,83 @@
+import { Column, Entity, PrimaryGeneratedColumn } from 'typeorm';
+
+export type ConnectionStatus = 'active' | 'refresh_failing' | 'reauth_required';
+
+/**
+ * One SaaS user's link to one Atlassian account. Tokens are stored only as AES-256-GCM ciphertext,
+ * each beside the id of the key that sealed it. `dueAt` is the one column the refresh job scans:
+ * the next time this row needs a refresh, keep-alive, retry, or (while leased) lease expiry.
+ */
+@Entity({ name: 'connections' })
+export class ConnectionEntity {
+  @PrimaryGeneratedColumn('uuid')
+  id: string;
+
+  @Column({ name: 'user_id', type: 'text', unique: true })
+  userId: string;
+
+  @Column({ name: 'atlassian_account_id', type: 'text' })
+  atlassianAccountId: string;
+
+  @Column({ type: 'text' })
+  status: ConnectionStatus;
+
+  @Column({ type: 'text', array: true, default: () => "'{}'" })
+  scopes: string[];
+
+  @Column({ name: 'access_token_ciphertext', type: 'text', nullable: true })
+  accessTokenCiphertext: string | null;
+
+  @Column({ name: 'access_token_key_id', type: 'text', nullable: true })
+  accessTokenKeyId: string | null;
+
+  @Column({ name: 'refresh_token_ciphertext', type: 'text', nullable: true })
+  refreshTokenCiphertext: string | null;
+
+  @Column({ name: 'refresh_token_key_id', type: 'text', nullable: true })
+  refreshTokenKeyId: string | null;
+
+  @Column({ name: 'access_token_expires_at', type: 'timestamptz', nullable: true })
+  accessTokenExpiresAt: Date | null;
+
+  @Column({ name: 'refresh_token_issued_at', type: 'timestamptz', nullable: true })
+  refreshTokenIssuedAt: Date | null;
+
+  @Column({ name: 'last_refreshed_at', type: 'timestamptz', nullable: true })
+  lastRefreshedAt: Date | null;
+
+  @Column({ type: 'integer', default: 1 })
+  version: number;
+
+  @Column({ name: 'due_at', type: 'timestamptz', nullable: true })
+  dueAt: Date | null;
+
+  @Column({ name: 'lease_id', type: 'uuid', nullable: true })
+  leaseId: string | null;
+
+  @Column({ name: 'lease_owner', type: 'text', nullable: true })
+  leaseOwner: string | null;
+
+  @Column({ name: 'lease_expires_at', type: 'timestamptz', nullable: true })
+  leaseExpiresAt: Date | null;
+
+  @Column({ name: 'refresh_attempted_at', type: 'timestamptz', nullable: true })
+  refreshAttemptedAt: Date | null;
+
+  @Column({ name: 'consecutive_failures', type: 'integer', default: 0 })
+  consecutiveFailures: number;
+
+  @Column({ name: 'last_error', type: 'text', nullable: true })
+  lastError: string | null;
+
+  @Column({ name: 'last_error_at', type: 'timestamptz', nullable: true })
+  lastErrorAt: Date | null;
+
+  @Column({ name: 'resources_fetched_at', type: 'timestamptz', nullable: true })
+  resourcesFetchedAt: Date | null;
+
+  @Column({ name: 'created_at', type: 'timestamptz', default: () => 'now()' })
+  createdAt: Date;
+
+  @Column({ name: 'updated_at', type: 'timestamptz', default: () => 'now()' })
+  updatedAt: Date;
+}

@@ -1,0 +1,40 @@
+import type { DataSourceOptions } from 'typeorm';
+import { MIGRATIONS } from '../../migrations/index.js';
+import type { AppConfig } from '../config/app-config.js';
+import { ENTITIES } from './entities.js';
+import { createPGlitePoolClass } from './pglite-pool.js';
+
+/**
+ * The one data-source definition, used by the Nest app, the migration commands and the tests.
+ * With a DATABASE_URL it talks to a Postgres server through `pg`; without one it runs on embedded PGlite.
+ */
+export function dataSourceOptions(config: Pick<AppConfig, 'database'>): DataSourceOptions {
+  const common = {
+    type: 'postgres' as const,
+    entities: ENTITIES,
+    migrations: MIGRATIONS,
+    migrationsTableName: 'migrations',
+    synchronize: false,
+    migrationsRun: false,
+    logging: false,
+    // gen_random_uuid() is built into Postgres 13+; PGlite has no uuid-ossp to install.
+    installExtensions: false,
+  };
+  if (config.database.url) {
+    return {
+      ...common,
+      url: config.database.url,
+      // Fail fast instead of queueing forever while the server is unreachable, so readiness can say so.
+      connectTimeoutMS: 5_000,
+      extra: { max: 20, idleTimeoutMillis: 30_000 },
+    };
+  }
+  return {
+    ...common,
+    driver: { Pool: createPGlitePoolClass(config.database.pgliteDir) },
+  };
+}
+
+export function isEmbedded(config: Pick<AppConfig, 'database'>): boolean {
+  return !config.database.url;
+}

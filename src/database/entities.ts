@@ -1,0 +1,13 @@
+import { AccessibleResourceEntity } from '../connections/accessible-resource.entity.js';
+import { ConnectionEntity } from '../connections/connection.entity.js';
+import { ConnectTicketEntity } from '../oauth/connect-ticket.entity.js';
+import { OAuthStateEntity } from '../oauth/oauth-state.entity.js';
+import { WebhookEventEntity } from '../webhooks/webhook-event.entity.js';
+
+export const ENTITIES = [
+  ConnectionEntity,
+  AccessibleResourceEntity,
+  ConnectTicketEntity,
+  OAuthStateEntity,
+  WebhookEventEntity,
+];
