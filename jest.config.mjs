@@ -4,11 +4,13 @@ const base = {
   extensionsToTreatAsEsm: ['.ts'],
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   transform: {
-    '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.json', isolatedModules: true }],
+    '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.json' }],
   },
 };
 
 export default {
+  globalSetup: '<rootDir>/test/setup/global-setup.mjs',
+  globalTeardown: '<rootDir>/test/setup/global-teardown.mjs',
   projects: [
     { ...base, displayName: 'unit', roots: ['<rootDir>/src'], testMatch: ['**/*.spec.ts'] },
     {
@@ -16,16 +18,12 @@ export default {
       displayName: 'integration',
       roots: ['<rootDir>/test/integration'],
       testMatch: ['**/*.spec.ts'],
-      globalSetup: '<rootDir>/test/setup/global-setup.mjs',
-      globalTeardown: '<rootDir>/test/setup/global-teardown.mjs',
     },
     {
       ...base,
       displayName: 'e2e',
       roots: ['<rootDir>/test/e2e'],
       testMatch: ['**/*.spec.ts'],
-      globalSetup: '<rootDir>/test/setup/global-setup.mjs',
-      globalTeardown: '<rootDir>/test/setup/global-teardown.mjs',
     },
   ],
 };

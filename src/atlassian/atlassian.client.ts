@@ -1,0 +1,228 @@
+import { Injectable } from '@nestjs/common';
+import { AppConfig } from '../config/app-config.js';
+import { AtlassianError } from './atlassian.errors.js';
+import type { AccessibleResource, AtlassianAccount, TokenSet } from './atlassian.types.js';
+
+export interface AtlassianClientOptions {
+  /** How long one call to Atlassian may take before it counts as a timeout. */
+  readonly timeoutMs: number;
+}
+
+export const DEFAULT_ATLASSIAN_TIMEOUT_MS = 15_000;
+
+interface HttpAnswer {
+  readonly status: number;
+  readonly headers: Headers;
+  readonly json: unknown;
+}
+
+/**
+ * The one place that speaks Atlassian's OAuth 2.0 (3LO) and API over HTTP. It sends exactly what Atlassian
+ * documents (JSON bodies, the configured redirect_uri byte for byte) and turns every answer into a typed result
+ * or an AtlassianError whose kind says whether to retry, re-consent, or fix the configuration.
+ * It never retries by itself: a code must not be exchanged twice, and refresh retries belong to the refresh rules.
+ */
+@Injectable()
+export class AtlassianClient {
+  private readonly timeoutMs: number;
+
+  constructor(
+    private readonly config: AppConfig,
+    options?: AtlassianClientOptions,
+  ) {
+    this.timeoutMs = options?.timeoutMs ?? DEFAULT_ATLASSIAN_TIMEOUT_MS;
+  }
+
+  /** The redirect_uri sent to /authorize and to the code exchange: always this exact string. */
+  get redirectUri(): string {
+    return this.config.atlassian.callbackUrl;
+  }
+
+  exchangeCode(code: string): Promise<TokenSet> {
+    return this.tokenRequest({
+      grant_type: 'authorization_code',
+      client_id: this.config.atlassian.clientId,
+      client_secret: this.config.atlassian.clientSecret,
+      code,
+      redirect_uri: this.redirectUri,
+    });
+  }
+
+  refresh(refreshToken: string): Promise<TokenSet> {
+    return this.tokenRequest({
+      grant_type: 'refresh_token',
+      client_id: this.config.atlassian.clientId,
+      client_secret: this.config.atlassian.clientSecret,
+      refresh_token: refreshToken,
+    });
+  }
+
+  async me(accessToken: string): Promise<AtlassianAccount> {
+    const body = await this.apiGet(accessToken, `${this.config.atlassian.apiUrl}/me`);
+    const accountId = stringField(body, 'account_id');
+    if (!accountId) throw badResponse('/me answered without an account_id');
+    return { accountId, name: stringField(body, 'name'), email: stringField(body, 'email') };
+  }
+
+  async accessibleResources(accessToken: string): Promise<AccessibleResource[]> {
+    const body = await this.apiGet(accessToken, `${this.config.atlassian.apiUrl}/oauth/token/accessible-resources`);
+    if (!Array.isArray(body)) throw badResponse('accessible-resources did not answer a list');
+    return mergeResources(body);
+  }
+
+  /** GET a product REST path through the API gateway, e.g. ('jira', cloudId, '/rest/api/3/myself'). */
+  productGet(accessToken: string, product: 'jira' | 'confluence', cloudId: string, path: string): Promise<unknown> {
+    const url = `${this.config.atlassian.apiUrl}/ex/${product}/${encodeURIComponent(cloudId)}${path}`;
+    return this.apiGet(accessToken, url);
+  }
+
+  private async tokenRequest(body: Record<string, string>): Promise<TokenSet> {
+    const answer = await this.send(`${this.config.atlassian.authUrl}/oauth/token`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+      body: JSON.stringify(body),
+    });
+    if (answer.status >= 200 && answer.status < 300) return parseTokenSet(answer.json);
+    throw tokenEndpointError(answer);
+  }
+
+  private async apiGet(accessToken: string, url: string): Promise<unknown> {
+    const answer = await this.send(url, {
+      method: 'GET',
+      headers: { Authorization: `Bearer ${accessToken}`, Accept: 'application/json' },
+    });
+    if (answer.status >= 200 && answer.status < 300) return answer.json;
+    throw apiError(answer);
+  }
+
+  private async send(url: string, init: RequestInit): Promise<HttpAnswer> {
+    let response: Response;
+    try {
+      response = await fetch(url, { ...init, redirect: 'manual', signal: AbortSignal.timeout(this.timeoutMs) });
+    } catch (error) {
+      const name = (error as Error).name;
+      if (name === 'TimeoutError' || name === 'AbortError') {
+        throw new AtlassianError('timeout', `Atlassian did not answer within ${this.timeoutMs} ms`);
+      }
+      throw new AtlassianError('network', `Atlassian could not be reached (${describeNetworkError(error)})`);
+    }
+    const text = await response.text().catch(() => '');
+    return { status: response.status, headers: response.headers, json: parseJson(text) };
+  }
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function stringField(body: unknown, name: string): string | undefined {
+  const value = (body as Record<string, unknown> | null | undefined)?.[name];
+  return typeof value === 'string' && value.length > 0 ? value : undefined;
+}
+
+function badResponse(message: string, status?: number): AtlassianError {
+  return new AtlassianError('bad_response', `Atlassian answered unexpectedly: ${message}`, { status });
+}
+
+function parseTokenSet(body: unknown): TokenSet {
+  const accessToken = stringField(body, 'access_token');
+  const expiresIn = (body as Record<string, unknown> | undefined)?.expires_in;
+  if (!accessToken || typeof expiresIn !== 'number' || !(expiresIn > 0)) {
+    throw badResponse('the token endpoint answered without access_token and expires_in');
+  }
+  return {
+    accessToken,
+    refreshToken: stringField(body, 'refresh_token'),
+    expiresInSeconds: expiresIn,
+    scopes: (stringField(body, 'scope') ?? '').split(' ').filter(Boolean),
+  };
+}
+
+function retryAfterMs(headers: Headers): number | undefined {
+  const value = headers.get('retry-after');
+  if (!value) return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}
+
+/** Errors common to the token endpoint and the API: rate limits, outages, and answers that are not JSON. */
+function transientError(answer: HttpAnswer): AtlassianError | undefined {
+  const { status } = answer;
+  if (status === 429) {
+    return new AtlassianError('rate_limited', 'Atlassian is rate limiting this app', {
+      status,
+      retryAfterMs: retryAfterMs(answer.headers),
+    });
+  }
+  if (status >= 500) {
+    return new AtlassianError('unavailable', `Atlassian answered ${status}`, { status, retryAfterMs: retryAfterMs(answer.headers) });
+  }
+  if (status >= 300 && status < 400) return badResponse(`a redirect (${status}) instead of an answer`, status);
+  return undefined;
+}
+
+function tokenEndpointError(answer: HttpAnswer): AtlassianError {
+  const transient = transientError(answer);
+  if (transient) return transient;
+  const error = stringField(answer.json, 'error');
+  const description = stringField(answer.json, 'error_description');
+  const details = { status: answer.status, error, description };
+  if (answer.status === 401) {
+    return new AtlassianError('client_unauthorized', 'Atlassian refused the client credentials (check ATLASSIAN_CLIENT_ID and ATLASSIAN_CLIENT_SECRET)', details);
+  }
+  switch (error) {
+    case 'invalid_grant':
+      return new AtlassianError('invalid_grant', `Atlassian answered invalid_grant: ${description ?? 'no description'}`, details);
+    case 'unauthorized_client':
+      return new AtlassianError('unauthorized_client', `Atlassian answered unauthorized_client: ${description ?? 'no description'}`, details);
+    case 'invalid_request':
+      return new AtlassianError('invalid_request', `Atlassian answered invalid_request: ${description ?? 'no description'}`, details);
+    case 'access_denied':
+      return new AtlassianError('client_unauthorized', 'Atlassian refused the client credentials', details);
+    default:
+      return badResponse(error ? `error ${error}` : `status ${answer.status} without an OAuth error`, answer.status);
+  }
+}
+
+function apiError(answer: HttpAnswer): AtlassianError {
+  const transient = transientError(answer);
+  if (transient) return transient;
+  const message = stringField(answer.json, 'message');
+  const details = { status: answer.status, description: message };
+  if (answer.status === 401) return new AtlassianError('token_rejected', `Atlassian refused the access token${message ? `: ${message}` : ''}`, details);
+  if (answer.status === 403) return new AtlassianError('forbidden', 'Atlassian refused access to this resource', details);
+  if (answer.status === 404) return new AtlassianError('not_found', 'Atlassian has no such resource', details);
+  return badResponse(`status ${answer.status}`, answer.status);
+}
+
+/** The same site can be listed once per product with different scopes: one entry per id, scopes united. */
+export function mergeResources(items: unknown[]): AccessibleResource[] {
+  const byId = new Map<string, AccessibleResource>();
+  for (const item of items) {
+    const id = stringField(item, 'id');
+    const url = stringField(item, 'url');
+    if (!id || !url) continue;
+    const rawScopes = (item as { scopes?: unknown }).scopes;
+    const scopes = Array.isArray(rawScopes) ? rawScopes.filter((s): s is string => typeof s === 'string') : [];
+    const existing = byId.get(id);
+    byId.set(id, {
+      id,
+      url,
+      name: existing?.name ?? stringField(item, 'name') ?? url,
+      scopes: [...new Set([...(existing?.scopes ?? []), ...scopes])].sort(),
+      avatarUrl: existing?.avatarUrl ?? stringField(item, 'avatarUrl') ?? null,
+    });
+  }
+  return [...byId.values()].sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id));
+}
+
+function describeNetworkError(error: unknown): string {
+  const cause = (error as { cause?: { code?: string } }).cause;
+  return cause?.code ?? (error as Error).name ?? 'unknown error';
+}
