@@ -1,0 +1,39 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { type CanActivate, type ExecutionContext, Injectable } from '@nestjs/common';
+import type { Request } from 'express';
+import { AppConfig } from '../config/app-config.js';
+import { DomainError } from '../common/errors.js';
+
+/** A short, non-reversible label of an API key, the only form in which a key is ever logged or shown. */
+export function keyFingerprint(key: string): string {
+  return createHash('sha256').update(key).digest('hex').slice(0, 8);
+}
+
+/**
+ * `Authorization: Bearer <key>` against API_KEYS. Keys are compared as SHA-256 digests in constant time,
+ * so neither a key's content nor its length leaks through timing. Several keys allow rotation.
+ */
+@Injectable()
+export class ApiKeyGuard implements CanActivate {
+  private readonly digests: Buffer[];
+
+  constructor(config: AppConfig) {
+    this.digests = config.apiKeys.map(digest);
+  }
+
+  canActivate(context: ExecutionContext): boolean {
+    const request = context.switchToHttp().getRequest<Request & { apiKeyFingerprint?: string }>();
+    const presented = /^Bearer (\S+)$/.exec(request.headers.authorization ?? '')?.[1];
+    if (!presented) throw new DomainError('unauthorized', 'Send an API key as "Authorization: Bearer <key>".');
+    const candidate = digest(presented);
+    let match = false;
+    for (const known of this.digests) match = timingSafeEqual(known, candidate) || match;
+    if (!match) throw new DomainError('unauthorized', 'The API key is not valid.');
+    request.apiKeyFingerprint = keyFingerprint(presented);
+    return true;
+  }
+}
+
+function digest(key: string): Buffer {
+  return createHash('sha256').update(key, 'utf8').digest();
+}
