@@ -1,9 +1,11 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { ScheduleModule } from '@nestjs/schedule';
+import { CryptoModule } from './crypto/crypto.module.js';
 import { CoreModule, type CoreOptions } from './config/config.module.js';
 import { DatabaseModule } from './database/database.module.js';
 import { HealthModule } from './health/health.module.js';
 import { LoggingModule } from './logging/logging.module.js';
+import { WebhooksModule } from './webhooks/webhooks.module.js';
 
 @Module({})
 export class AppModule {
@@ -16,6 +18,8 @@ export class AppModule {
         ScheduleModule.forRoot(),
         DatabaseModule,
         HealthModule,
+        CryptoModule,
+        WebhooksModule,
       ],
     };
   }
