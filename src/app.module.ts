@@ -1,5 +1,6 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { ScheduleModule } from '@nestjs/schedule';
+import { AtlassianModule } from './atlassian/atlassian.module.js';
 import { CryptoModule } from './crypto/crypto.module.js';
 import { CoreModule, type CoreOptions } from './config/config.module.js';
 import { DatabaseModule } from './database/database.module.js';
@@ -19,6 +20,7 @@ export class AppModule {
         DatabaseModule,
         HealthModule,
         CryptoModule,
+        AtlassianModule,
         WebhooksModule,
       ],
     };
