@@ -1,5 +1,7 @@
+import { Logger } from '@nestjs/common';
 import { createApp } from './app.factory.js';
 import { AppConfig, ConfigValidationError, loadConfig } from './config/app-config.js';
+import { startupWarnings } from './config/startup-notes.js';
 
 const SHUTDOWN_DEADLINE_MS = 25_000;
 
@@ -17,6 +19,9 @@ async function bootstrap(): Promise<void> {
 
   const app = await createApp({ config });
   await app.listen(config.port);
+  const logger = new Logger('Main');
+  for (const warning of startupWarnings(config)) logger.warn(warning);
+  logger.log(`Listening on port ${config.port}; public URL ${config.publicUrl}`);
 
   // Shut down on our own terms: finish in-flight work through Nest's shutdown hooks, then exit 0.
   // (Nest's enableShutdownHooks would re-raise the signal and the process would die by it.)
