@@ -1,0 +1,183 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import type { AppConfig } from '../config/app-config.js';
+import { AtlassianClient, mergeResources } from './atlassian.client.js';
+import { AtlassianError } from './atlassian.errors.js';
+
+interface Recorded {
+  method: string;
+  url: string;
+  headers: IncomingMessage['headers'];
+  body: string;
+}
+
+/** A stand-in Atlassian whose next answer each test chooses. */
+class FakeAtlassian {
+  server: Server = createServer((req, res) => this.handle(req, res));
+  requests: Recorded[] = [];
+  answer: (res: ServerResponse) => void = (res) => res.end();
+  baseUrl = '';
+
+  async start(): Promise<void> {
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    this.baseUrl = `http://127.0.0.1:${(this.server.address() as { port: number }).port}`;
+  }
+
+  reply(status: number, body: unknown, headers: Record<string, string> = {}): void {
+    this.answer = (res) => {
+      res.writeHead(status, { 'Content-Type': typeof body === 'string' ? 'text/html' : 'application/json', ...headers });
+      res.end(typeof body === 'string' ? body : JSON.stringify(body));
+    };
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    let body = '';
+    req.on('data', (chunk: Buffer) => (body += chunk.toString()));
+    req.on('end', () => {
+      this.requests.push({ method: req.method!, url: req.url!, headers: req.headers, body });
+      this.answer(res);
+    });
+  }
+}
+
+const CALLBACK = 'https://tokens.example.com/auth/atlassian/callback/';
+
+describe('AtlassianClient', () => {
+  const fake = new FakeAtlassian();
+  let client: AtlassianClient;
+
+  beforeAll(async () => {
+    await fake.start();
+    const config = {
+      atlassian: {
+        clientId: 'client-1',
+        clientSecret: 'secret-1',
+        callbackUrl: CALLBACK,
+        authUrl: fake.baseUrl,
+        apiUrl: `${fake.baseUrl}/api`,
+      },
+    } as unknown as AppConfig;
+    client = new AtlassianClient(config, { timeoutMs: 300 });
+  });
+  afterAll(async () => {
+    fake.server.closeAllConnections();
+    await new Promise<void>((resolve) => fake.server.close(() => resolve()));
+  });
+  beforeEach(() => {
+    fake.requests = [];
+  });
+
+  async function failure(work: Promise<unknown>): Promise<AtlassianError> {
+    const error = await work.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(AtlassianError);
+    return error as AtlassianError;
+  }
+
+  it('exchanges a code with the documented JSON body and the configured redirect_uri byte for byte', async () => {
+    fake.reply(200, { access_token: 'at', refresh_token: 'rt', expires_in: 3600, scope: 'read:me offline_access', token_type: 'Bearer' });
+    const tokens = await client.exchangeCode('the-code');
+    expect(tokens).toEqual({ accessToken: 'at', refreshToken: 'rt', expiresInSeconds: 3600, scopes: ['read:me', 'offline_access'] });
+    const [request] = fake.requests;
+    expect(request.method).toBe('POST');
+    expect(request.url).toBe('/oauth/token');
+    expect(request.headers['content-type']).toBe('application/json');
+    expect(JSON.parse(request.body)).toEqual({
+      grant_type: 'authorization_code',
+      client_id: 'client-1',
+      client_secret: 'secret-1',
+      code: 'the-code',
+      redirect_uri: CALLBACK,
+    });
+  });
+
+  it('refreshes without a redirect_uri and reports a missing refresh token as absent', async () => {
+    fake.reply(200, { access_token: 'at2', expires_in: 3600, scope: 'read:me' });
+    const tokens = await client.refresh('rt');
+    expect(tokens.refreshToken).toBeUndefined();
+    expect(JSON.parse(fake.requests[0].body)).toEqual({
+      grant_type: 'refresh_token',
+      client_id: 'client-1',
+      client_secret: 'secret-1',
+      refresh_token: 'rt',
+    });
+  });
+
+  it.each([
+    [403, { error: 'invalid_grant', error_description: 'Invalid authorization code' }, 'invalid_grant', true],
+    [403, { error: 'unauthorized_client', error_description: 'refresh_token is invalid' }, 'unauthorized_client', true],
+    [400, { error: 'invalid_request', error_description: 'authorization_code is invalid' }, 'invalid_request', false],
+    [401, { error: 'access_denied', error_description: 'Unauthorized' }, 'client_unauthorized', false],
+  ])('maps a %i %j from the token endpoint to %s', async (status, body, kind, revoked) => {
+    fake.reply(status, body);
+    const error = await failure(client.refresh('rt'));
+    expect(error.kind).toBe(kind);
+    expect(error.grantRevoked).toBe(revoked);
+    expect(error.transient).toBe(false);
+  });
+
+  it('treats 429 as transient and reads Retry-After', async () => {
+    fake.reply(429, {}, { 'Retry-After': '7' });
+    const error = await failure(client.refresh('rt'));
+    expect(error.kind).toBe('rate_limited');
+    expect(error.transient).toBe(true);
+    expect(error.details.retryAfterMs).toBe(7000);
+  });
+
+  it('treats 5xx and an HTML page as transient, never as a revoked grant', async () => {
+    fake.reply(503, '<html>maintenance</html>');
+    expect((await failure(client.refresh('rt'))).kind).toBe('unavailable');
+    fake.reply(200, '<html>a proxy login page</html>');
+    const html = await failure(client.exchangeCode('c'));
+    expect(html.kind).toBe('bad_response');
+    expect(html.transient).toBe(true);
+  });
+
+  it('gives up after its timeout', async () => {
+    fake.answer = () => undefined;
+    const error = await failure(client.refresh('rt'));
+    expect(error.kind).toBe('timeout');
+    expect(error.transient).toBe(true);
+  });
+
+  it('reports an unreachable server as a network error', async () => {
+    const config = { atlassian: { authUrl: 'http://127.0.0.1:1', clientId: 'c', clientSecret: 's' } } as unknown as AppConfig;
+    const error = await failure(new AtlassianClient(config, { timeoutMs: 1000 }).refresh('rt'));
+    expect(error.kind).toBe('network');
+  });
+
+  it('never puts a token or secret in an error message', async () => {
+    fake.reply(403, { error: 'invalid_grant', error_description: 'Unknown or invalid refresh token.' });
+    const error = await failure(client.refresh('the-refresh-token-value'));
+    expect(`${error.message} ${JSON.stringify(error.details)}`).not.toMatch(/the-refresh-token-value|secret-1/);
+  });
+
+  it('reads /me and the sites with the access token as Bearer', async () => {
+    fake.reply(200, { account_id: 'acc-1', name: 'Alice', email: 'a@example.com' });
+    expect(await client.me('at')).toEqual({ accountId: 'acc-1', name: 'Alice', email: 'a@example.com' });
+    expect(fake.requests[0].url).toBe('/api/me');
+    expect(fake.requests[0].headers.authorization).toBe('Bearer at');
+
+    fake.reply(401, { code: 401, message: 'Unauthorized; scope does not match' });
+    const error = await failure(client.accessibleResources('at'));
+    expect(error.kind).toBe('token_rejected');
+    expect(error.message).toContain('scope does not match');
+  });
+});
+
+describe('mergeResources', () => {
+  it('merges a site listed once per product into one entry with the union of scopes', () => {
+    const merged = mergeResources([
+      { id: 'c1', url: 'https://a.atlassian.net', name: 'a', scopes: ['read:jira-work'], avatarUrl: 'x' },
+      { id: 'c2', url: 'https://b.atlassian.net', name: 'b', scopes: ['read:confluence-content.all'] },
+      { id: 'c1', url: 'https://a.atlassian.net', name: 'a', scopes: ['read:confluence-content.all', 'read:jira-work'] },
+      { name: 'no id' },
+    ]);
+    expect(merged).toEqual([
+      { id: 'c1', url: 'https://a.atlassian.net', name: 'a', scopes: ['read:confluence-content.all', 'read:jira-work'], avatarUrl: 'x' },
+      { id: 'c2', url: 'https://b.atlassian.net', name: 'b', scopes: ['read:confluence-content.all'], avatarUrl: null },
+    ]);
+  });
+});
