@@ -1,4 +1,4 @@
-import { Column, Entity, PrimaryGeneratedColumn } from 'typeorm';
+import { Check, Column, Entity, Index, PrimaryGeneratedColumn } from 'typeorm';
 
 export type ConnectionStatus = 'active' | 'refresh_failing' | 'reauth_required';
 
@@ -8,6 +8,10 @@ export type ConnectionStatus = 'active' | 'refresh_failing' | 'reauth_required';
  * the next time this row needs a refresh, keep-alive, retry, or (while leased) lease expiry.
  */
 @Entity({ name: 'connections' })
+@Check('connections_status_check', `status IN ('active', 'refresh_failing', 'reauth_required')`)
+@Index('connections_due_at_idx', ['dueAt'], { where: 'due_at IS NOT NULL' })
+@Index('connections_status_user_id_idx', ['status', 'userId'])
+@Index('connections_account_idx', ['atlassianAccountId'])
 export class ConnectionEntity {
   @PrimaryGeneratedColumn('uuid')
   id: string;

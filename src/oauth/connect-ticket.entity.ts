@@ -1,7 +1,8 @@
-import { Column, Entity, PrimaryGeneratedColumn } from 'typeorm';
+import { Column, Entity, Index, PrimaryGeneratedColumn } from 'typeorm';
 
 /** A single-use ticket minted by the API; only its SHA-256 hash is stored. */
 @Entity({ name: 'connect_tickets' })
+@Index('connect_tickets_expires_at_idx', ['expiresAt'])
 export class ConnectTicketEntity {
   @PrimaryGeneratedColumn('uuid')
   id: string;

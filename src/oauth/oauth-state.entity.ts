@@ -1,4 +1,4 @@
-import { Column, Entity, PrimaryGeneratedColumn } from 'typeorm';
+import { Column, Entity, Index, PrimaryGeneratedColumn } from 'typeorm';
 
 /**
  * The `state` of one authorization request, stored hashed. It binds the callback to a userId and to the
@@ -6,6 +6,7 @@ import { Column, Entity, PrimaryGeneratedColumn } from 'typeorm';
  * the exact redirect_uri sent) to explain a rejected code afterwards.
  */
 @Entity({ name: 'oauth_states' })
+@Index('oauth_states_expires_at_idx', ['expiresAt'])
 export class OAuthStateEntity {
   @PrimaryGeneratedColumn('uuid')
   id: string;

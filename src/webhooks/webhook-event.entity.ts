@@ -1,4 +1,4 @@
-import { Column, Entity, PrimaryColumn } from 'typeorm';
+import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
 
 export type WebhookEventType =
   | 'connection.created'
@@ -8,6 +8,7 @@ export type WebhookEventType =
 
 /** The durable outbox: an event is written in the same transaction as the change it reports, then delivered. */
 @Entity({ name: 'webhook_outbox' })
+@Index('webhook_outbox_pending_idx', ['nextAttemptAt'], { where: 'delivered_at IS NULL' })
 export class WebhookEventEntity {
   @PrimaryColumn({ type: 'uuid' })
   id: string;

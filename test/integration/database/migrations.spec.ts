@@ -35,6 +35,12 @@ describe.each(drivers)('migrations on %s', (driver) => {
     expect(await tables(db.dataSource)).toEqual(TABLES);
     expect((await runMigrations(db.dataSource)).applied).toEqual([]);
   });
+
+  it('leave the schema exactly as the entities describe it (nothing for migration:generate to add)', async () => {
+    db = await openMigratedDatabase(driver);
+    const pending = await db.dataSource.driver.createSchemaBuilder().log();
+    expect(pending.upQueries.map((q) => q.query)).toEqual([]);
+  });
 });
 
 describePostgres('migrations started by several replicas at once', () => {

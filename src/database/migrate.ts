@@ -1,0 +1,34 @@
+import { DataSource } from 'typeorm';
+import { ConfigValidationError, loadConfig } from '../config/app-config.js';
+import { dataSourceOptions } from './data-source.js';
+import { revertLastMigration, runMigrations } from './migrator.js';
+
+/** `npm run migration:run` / `migration:revert`: the same locked runner the service uses at start. */
+async function main(command: string | undefined): Promise<number> {
+  if (command !== 'run' && command !== 'revert') {
+    process.stderr.write('usage: migrate run|revert\n');
+    return 2;
+  }
+  const dataSource = new DataSource(dataSourceOptions(loadConfig(process.env)));
+  await dataSource.initialize();
+  try {
+    if (command === 'run') {
+      const { applied } = await runMigrations(dataSource);
+      process.stdout.write(applied.length ? `Applied: ${applied.join(', ')}\n` : 'No pending migrations.\n');
+    } else {
+      await revertLastMigration(dataSource);
+      process.stdout.write('Reverted the last migration.\n');
+    }
+    return 0;
+  } finally {
+    await dataSource.destroy();
+  }
+}
+
+main(process.argv[2]).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`${error instanceof ConfigValidationError ? error.message : `Migration failed: ${(error as Error).message}`}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,42 @@
+export interface SandboxOptions {
+  clientId: string;
+  clientSecret: string;
+  /** The registered callback URL(s); /authorize and the code exchange compare against them byte for byte. */
+  redirectUris: string[];
+  appName?: string;
+  accessTokenTtlSeconds?: number;
+  codeTtlSeconds?: number;
+  reuseLeewaySeconds?: number;
+  refreshInactivitySeconds?: number;
+}
+
+/** The timing rules, changeable at run time through `POST /_control/settings`. */
+export interface SandboxSettings {
+  accessTokenTtlSeconds: number;
+  codeTtlSeconds: number;
+  reuseLeewaySeconds: number;
+  refreshInactivitySeconds: number;
+  /** Answer without `refresh_token` even with offline_access, as some Atlassian answers have been seen to. */
+  omitRefreshToken: boolean;
+}
+
+/** Atlassian's documented values: 1 h access tokens, ~10 min codes, 10 min reuse leeway, 90 days of inactivity. */
+export const DEFAULT_SETTINGS: SandboxSettings = {
+  accessTokenTtlSeconds: 3600,
+  codeTtlSeconds: 600,
+  reuseLeewaySeconds: 600,
+  refreshInactivitySeconds: 90 * 24 * 3600,
+  omitRefreshToken: false,
+};
+
+export const DEFAULT_APP_NAME = 'Atlassian token service (sandbox)';
+
+export function initialSettings(options: SandboxOptions): SandboxSettings {
+  return {
+    accessTokenTtlSeconds: options.accessTokenTtlSeconds ?? DEFAULT_SETTINGS.accessTokenTtlSeconds,
+    codeTtlSeconds: options.codeTtlSeconds ?? DEFAULT_SETTINGS.codeTtlSeconds,
+    reuseLeewaySeconds: options.reuseLeewaySeconds ?? DEFAULT_SETTINGS.reuseLeewaySeconds,
+    refreshInactivitySeconds: options.refreshInactivitySeconds ?? DEFAULT_SETTINGS.refreshInactivitySeconds,
+    omitRefreshToken: false,
+  };
+}
