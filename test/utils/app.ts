@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
+import { Writable } from 'node:stream';
 import { join } from 'node:path';
 import type { INestApplication } from '@nestjs/common';
 import { createApp } from '../../src/app.factory.js';
@@ -16,6 +17,8 @@ export interface TestApp {
   readonly config: AppConfig;
   /** e.g. http://127.0.0.1:41234 */
   readonly baseUrl: string;
+  /** Every log line written so far (only with `captureLogs`). */
+  logs(): string;
   close(): Promise<void>;
 }
 
@@ -27,6 +30,8 @@ export interface TestAppOptions {
   readonly driver?: 'postgres' | 'pglite';
   /** Use this database URL instead of creating one (it is not dropped on close). */
   readonly databaseUrl?: string;
+  /** Collect the service's log output (at debug level unless LOG_LEVEL is given) for `logs()`. */
+  readonly captureLogs?: boolean;
 }
 
 export async function freePort(): Promise<number> {
@@ -55,18 +60,28 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     PUBLIC_URL: `http://127.0.0.1:${port}`,
     API_KEYS: TEST_API_KEY,
     TOKEN_ENCRYPTION_KEYS: `test:${randomBytes(32).toString('base64')}`,
-    LOG_LEVEL: 'silent',
+    LOG_LEVEL: options.captureLogs ? 'debug' : 'silent',
     ...options.env,
   };
   const url = options.databaseUrl ?? database?.url;
   if (url) env.DATABASE_URL = url;
   const config = loadConfig(env, { dataDir });
-  const app = await createApp({ config, clock: options.clock });
+  const captured: string[] = [];
+  const logDestination = options.captureLogs
+    ? new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          captured.push(chunk.toString('utf8'));
+          done();
+        },
+      })
+    : undefined;
+  const app = await createApp({ config, clock: options.clock, logDestination });
   await app.listen(port, '127.0.0.1');
   return {
     app,
     config,
     baseUrl: `http://127.0.0.1:${port}`,
+    logs: () => captured.join(''),
     close: async () => {
       await app.close();
       await database?.drop();
