@@ -1,4 +1,5 @@
 import { InitialSchema1795746160671 } from './1795746160671-InitialSchema.js';
+import { WebhookOutboxDeadLetter1795747200000 } from './1795747200000-WebhookOutboxDeadLetter.js';
 
 /** Every migration, oldest first. A new migration is added here as well as in its own file. */
-export const MIGRATIONS = [InitialSchema1795746160671];
+export const MIGRATIONS = [InitialSchema1795746160671, WebhookOutboxDeadLetter1795747200000];

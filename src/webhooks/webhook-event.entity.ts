@@ -36,4 +36,8 @@ export class WebhookEventEntity {
 
   @Column({ name: 'last_error', type: 'text', nullable: true })
   lastError: string | null;
+
+  /** Set when delivery was given up (too old, still failing); `next_attempt_at` is then null. */
+  @Column({ name: 'dead_at', type: 'timestamptz', nullable: true })
+  deadAt: Date | null;
 }
