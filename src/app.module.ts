@@ -6,6 +6,8 @@ import { CoreModule, type CoreOptions } from './config/config.module.js';
 import { DatabaseModule } from './database/database.module.js';
 import { HealthModule } from './health/health.module.js';
 import { LoggingModule } from './logging/logging.module.js';
+import { MetricsModule } from './metrics/metrics.module.js';
+import { RefreshModule } from './refresh/refresh.module.js';
 import { WebhooksModule } from './webhooks/webhooks.module.js';
 
 @Module({})
@@ -22,6 +24,8 @@ export class AppModule {
         CryptoModule,
         AtlassianModule,
         WebhooksModule,
+        MetricsModule,
+        RefreshModule,
       ],
     };
   }

@@ -1,0 +1,26 @@
+import { Body, Controller, HttpCode, Param, Post, UseFilters, UseGuards, ValidationPipe } from '@nestjs/common';
+import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiKeyGuard } from '../api/api-key.guard.js';
+import { UserIdPipe } from '../api/user-id.pipe.js';
+import { ApiErrorFilter } from '../common/error.filter.js';
+import { AccessTokenRequestDto, AccessTokenResponseDto, DEFAULT_MIN_VALIDITY_SECONDS } from './access-token.dto.js';
+import { AccessTokenService } from './access-token.service.js';
+
+const BODY_VALIDATION = new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true });
+
+@ApiTags('connections')
+@ApiBearerAuth()
+@Controller('v1/users/:userId/access-token')
+@UseGuards(ApiKeyGuard)
+@UseFilters(ApiErrorFilter)
+export class AccessTokenController {
+  constructor(private readonly tokens: AccessTokenService) {}
+
+  @Post()
+  @HttpCode(200)
+  @ApiOperation({ summary: 'A valid access token for the user, refreshed on demand if needed' })
+  @ApiOkResponse({ type: AccessTokenResponseDto })
+  issue(@Param('userId', UserIdPipe) userId: string, @Body(BODY_VALIDATION) body: AccessTokenRequestDto): Promise<AccessTokenResponseDto> {
+    return this.tokens.accessToken(userId, body.minValiditySeconds ?? DEFAULT_MIN_VALIDITY_SECONDS);
+  }
+}

@@ -1,0 +1,28 @@
+import { Module } from '@nestjs/common';
+import { HealthIndicatorService } from '@nestjs/terminus';
+import { AccessTokenController } from './access-token.controller.js';
+import { AccessTokenService } from './access-token.service.js';
+import { RefreshHealthIndicator } from './refresh.health.js';
+import { RefreshMetrics } from './refresh.metrics.js';
+import { RefreshRepository } from './refresh.repository.js';
+import { RefreshScheduler } from './refresh.scheduler.js';
+import { RefreshService } from './refresh.service.js';
+import { MathRandomSource, RandomSource, Sleeper, TimerSleeper } from './timing.js';
+
+/** Keeps every connection's tokens fresh (the scheduled job) and hands out access tokens on demand. */
+@Module({
+  controllers: [AccessTokenController],
+  providers: [
+    RefreshRepository,
+    RefreshService,
+    AccessTokenService,
+    RefreshScheduler,
+    RefreshMetrics,
+    RefreshHealthIndicator,
+    HealthIndicatorService,
+    { provide: RandomSource, useClass: MathRandomSource },
+    { provide: Sleeper, useClass: TimerSleeper },
+  ],
+  exports: [RefreshService, RefreshHealthIndicator],
+})
+export class RefreshModule {}

@@ -1,0 +1,336 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource, type EntityManager } from 'typeorm';
+import type { ConnectionStatus } from '../connections/connection.entity.js';
+import type { SealedValue } from '../crypto/token-cipher.js';
+import { OutboxRepository, type OutboxEvent } from '../webhooks/outbox.repository.js';
+
+/** A connection this worker holds the lease of: everything a refresh needs, read in the claiming statement. */
+export interface ClaimedConnection {
+  readonly id: string;
+  readonly userId: string;
+  readonly atlassianAccountId: string;
+  readonly status: ConnectionStatus;
+  /** The version read under the lease; the answer is written only if it is still this. */
+  readonly version: number;
+  readonly leaseId: string;
+  readonly leaseExpiresAt: Date;
+  readonly refreshToken: SealedValue | null;
+  readonly accessTokenExpiresAt: Date | null;
+  readonly refreshTokenIssuedAt: Date | null;
+  readonly consecutiveFailures: number;
+  /** When the stored refresh token was first presented without its answer being stored (this attempt, or an earlier one). */
+  readonly attemptedAt: Date;
+  /** The lease an earlier worker held and never handed back: it died or stalled mid-refresh. */
+  readonly previousLeaseId: string | null;
+  /** An earlier presentation of the same refresh token whose answer was never stored. */
+  readonly previousAttemptedAt: Date | null;
+  /** The due time before this claim, restored when the lease is handed back unused. */
+  readonly previousDueAt: Date | null;
+}
+
+/** What the on-demand path reads to decide whether the stored access token will do. */
+export interface TokenState {
+  readonly id: string;
+  readonly status: ConnectionStatus;
+  readonly version: number;
+  readonly accessToken: SealedValue | null;
+  readonly accessTokenExpiresAt: Date | null;
+  readonly dueAt: Date | null;
+  readonly leaseId: string | null;
+  readonly leaseExpiresAt: Date | null;
+}
+
+export interface LeaseRequest {
+  readonly now: Date;
+  readonly owner: string;
+  readonly leaseExpiresAt: Date;
+}
+
+export interface RefreshedTokens {
+  readonly accessToken: SealedValue;
+  /** Null when Atlassian answered without a new refresh token: the stored one stays. */
+  readonly refreshToken: SealedValue | null;
+  readonly accessTokenExpiresAt: Date;
+  /** Empty when the answer named none: the stored scopes stay. */
+  readonly scopes: readonly string[];
+  readonly nextDueAt: Date;
+}
+
+export interface ConnectionCounts {
+  readonly status: ConnectionStatus;
+  readonly count: number;
+  readonly expiringSoon: number;
+}
+
+interface ClaimRow {
+  id: string;
+  user_id: string;
+  atlassian_account_id: string;
+  status: ConnectionStatus;
+  version: number;
+  lease_id: string;
+  lease_expires_at: Date;
+  refresh_token_ciphertext: string | null;
+  refresh_token_key_id: string | null;
+  access_token_expires_at: Date | null;
+  refresh_token_issued_at: Date | null;
+  consecutive_failures: number;
+  refresh_attempted_at: Date;
+  previous_lease_id: string | null;
+  previous_attempted_at: Date | null;
+  previous_due_at: Date | null;
+}
+
+interface TokenStateRow {
+  id: string;
+  status: ConnectionStatus;
+  version: number;
+  access_token_ciphertext: string | null;
+  access_token_key_id: string | null;
+  access_token_expires_at: Date | null;
+  due_at: Date | null;
+  lease_id: string | null;
+  lease_expires_at: Date | null;
+}
+
+/**
+ * Sets the lease on the rows selected (and row-locked) by the `candidates` sub-select, remembering what the
+ * previous holder left behind. $1 = now, $2 = owner, $3 = lease expiry. `due_at` moves to the lease expiry, so
+ * a worker that dies holding the lease has its rows claimed again by anyone once the lease is over.
+ */
+function claimStatement(candidates: string): string {
+  return `
+    UPDATE connections c SET
+      lease_id = gen_random_uuid(),
+      lease_owner = $2,
+      lease_expires_at = $3,
+      due_at = $3,
+      refresh_attempted_at = coalesce(c.refresh_attempted_at, $1),
+      updated_at = $1
+    FROM (${candidates}) previous
+    WHERE c.id = previous.id
+    RETURNING c.id, c.user_id, c.atlassian_account_id, c.status, c.version, c.lease_id, c.lease_expires_at,
+      c.refresh_token_ciphertext, c.refresh_token_key_id, c.access_token_expires_at, c.refresh_token_issued_at,
+      c.consecutive_failures, c.refresh_attempted_at,
+      previous.previous_lease_id, previous.previous_attempted_at, previous.previous_due_at`;
+}
+
+const CANDIDATE_COLUMNS =
+  'id, lease_id AS previous_lease_id, refresh_attempted_at AS previous_attempted_at, due_at AS previous_due_at';
+
+/**
+ * All SQL of refreshing. Claims take row locks with SKIP LOCKED only for the length of one statement and leave a
+ * lease behind; every later write is a compare-and-swap on that lease (and, for tokens, the version), so a worker
+ * whose lease was taken over can never overwrite what the new holder wrote.
+ */
+@Injectable()
+export class RefreshRepository {
+  constructor(
+    @InjectDataSource() private readonly dataSource: DataSource,
+    private readonly outbox: OutboxRepository,
+  ) {}
+
+  /** Leases up to `limit` connections due at or before `dueBefore`, oldest due first, skipping rows others are claiming. */
+  async claimDue(lease: LeaseRequest, dueBefore: Date, limit: number): Promise<ClaimedConnection[]> {
+    const candidates = `
+      SELECT ${CANDIDATE_COLUMNS} FROM connections
+      WHERE due_at <= $4 AND status <> 'reauth_required'
+      ORDER BY due_at
+      LIMIT $5
+      FOR UPDATE SKIP LOCKED`;
+    const { rows } = await this.run<ClaimRow>(claimStatement(candidates), [lease.now, lease.owner, lease.leaseExpiresAt, dueBefore, limit]);
+    return rows.map(toClaim);
+  }
+
+  /**
+   * Leases this user's connection ahead of its due time, unless another worker holds a live lease on it or it is
+   * failing and waiting out its backoff.
+   */
+  async claimOne(lease: LeaseRequest, userId: string): Promise<ClaimedConnection | null> {
+    const candidates = `
+      SELECT ${CANDIDATE_COLUMNS} FROM connections
+      WHERE user_id = $4 AND status <> 'reauth_required'
+        AND (lease_id IS NULL OR lease_expires_at <= $1)
+        AND (status = 'active' OR due_at <= $1)
+      FOR UPDATE SKIP LOCKED`;
+    const { rows } = await this.run<ClaimRow>(claimStatement(candidates), [lease.now, lease.owner, lease.leaseExpiresAt, userId]);
+    return rows.length > 0 ? toClaim(rows[0]) : null;
+  }
+
+  /**
+   * Stores a new token pair if the lease and the version are still the ones claimed, hands the lease back and
+   * schedules the next refresh; `events` are written in the same transaction. False when the lease was lost.
+   */
+  async saveRefreshed(claim: ClaimedConnection, tokens: RefreshedTokens, now: Date, events: readonly OutboxEvent[]): Promise<boolean> {
+    const sql = `
+      UPDATE connections SET
+        access_token_ciphertext = $4,
+        access_token_key_id = $5,
+        refresh_token_ciphertext = coalesce($6, refresh_token_ciphertext),
+        refresh_token_key_id = coalesce($7, refresh_token_key_id),
+        refresh_token_issued_at = CASE WHEN $6::text IS NULL THEN refresh_token_issued_at ELSE $8 END,
+        access_token_expires_at = $9,
+        scopes = CASE WHEN cardinality($10::text[]) = 0 THEN scopes ELSE $10::text[] END,
+        due_at = $11,
+        last_refreshed_at = $8,
+        updated_at = $8,
+        status = 'active',
+        version = version + 1,
+        consecutive_failures = 0,
+        refresh_attempted_at = NULL,
+        lease_id = NULL, lease_owner = NULL, lease_expires_at = NULL
+      WHERE id = $1 AND lease_id = $2 AND version = $3`;
+    const params = [
+      claim.id,
+      claim.leaseId,
+      claim.version,
+      tokens.accessToken.ciphertext,
+      tokens.accessToken.keyId,
+      tokens.refreshToken?.ciphertext ?? null,
+      tokens.refreshToken?.keyId ?? null,
+      now,
+      tokens.accessTokenExpiresAt,
+      [...tokens.scopes],
+      tokens.nextDueAt,
+    ];
+    return this.writeUnderLease(sql, params, now, events);
+  }
+
+  /**
+   * A transient failure: the connection is `refresh_failing` and due again at `retryAt`. `attemptedAt` is what
+   * refresh_attempted_at becomes: kept when Atlassian may have rotated the token without us holding the answer.
+   */
+  async markFailing(claim: ClaimedConnection, failure: { error: string; retryAt: Date; attemptedAt: Date | null }, now: Date): Promise<boolean> {
+    const sql = `
+      UPDATE connections SET
+        status = 'refresh_failing',
+        consecutive_failures = consecutive_failures + 1,
+        last_error = $3,
+        last_error_at = $4,
+        due_at = $5,
+        refresh_attempted_at = $6,
+        updated_at = $4,
+        lease_id = NULL, lease_owner = NULL, lease_expires_at = NULL
+      WHERE id = $1 AND lease_id = $2`;
+    const { affected } = await this.run(sql, [claim.id, claim.leaseId, failure.error, now, failure.retryAt, failure.attemptedAt]);
+    return affected > 0;
+  }
+
+  /** The grant is gone: tokens dropped, never due again, and `events` written in the same transaction. */
+  async markReauthRequired(claim: ClaimedConnection, error: string, now: Date, events: readonly OutboxEvent[]): Promise<boolean> {
+    const sql = `
+      UPDATE connections SET
+        status = 'reauth_required',
+        access_token_ciphertext = NULL, access_token_key_id = NULL,
+        refresh_token_ciphertext = NULL, refresh_token_key_id = NULL,
+        access_token_expires_at = NULL,
+        due_at = NULL,
+        refresh_attempted_at = NULL,
+        last_error = $3,
+        last_error_at = $4,
+        updated_at = $4,
+        version = version + 1,
+        lease_id = NULL, lease_owner = NULL, lease_expires_at = NULL
+      WHERE id = $1 AND lease_id = $2`;
+    return this.writeUnderLease(sql, [claim.id, claim.leaseId, error, now], now, events);
+  }
+
+  /** Hands the lease back untouched by a refresh: due and refresh_attempted_at go back to what they were before the claim. */
+  async releaseLease(claim: ClaimedConnection, now: Date): Promise<boolean> {
+    const sql = `
+      UPDATE connections SET
+        due_at = $3,
+        refresh_attempted_at = $4,
+        updated_at = $5,
+        lease_id = NULL, lease_owner = NULL, lease_expires_at = NULL
+      WHERE id = $1 AND lease_id = $2`;
+    const { affected } = await this.run(sql, [claim.id, claim.leaseId, claim.previousDueAt, claim.previousAttemptedAt, now]);
+    return affected > 0;
+  }
+
+  async findTokenState(userId: string): Promise<TokenState | null> {
+    const { rows } = await this.run<TokenStateRow>(
+      `SELECT id, status, version, access_token_ciphertext, access_token_key_id, access_token_expires_at, due_at, lease_id, lease_expires_at
+       FROM connections WHERE user_id = $1`,
+      [userId],
+    );
+    if (rows.length === 0) return null;
+    const row = rows[0];
+    return {
+      id: row.id,
+      status: row.status,
+      version: row.version,
+      accessToken: sealed(row.access_token_ciphertext, row.access_token_key_id),
+      accessTokenExpiresAt: row.access_token_expires_at,
+      dueAt: row.due_at,
+      leaseId: row.lease_id,
+      leaseExpiresAt: row.lease_expires_at,
+    };
+  }
+
+  /** Connections per status, and how many of them hold an access token expiring before `soon`. One scan. */
+  async countByStatus(soon: Date): Promise<ConnectionCounts[]> {
+    const { rows } = await this.run<{ status: ConnectionStatus; count: string; expiring_soon: string }>(
+      `SELECT status, count(*) AS count, count(*) FILTER (WHERE access_token_expires_at <= $1) AS expiring_soon
+       FROM connections GROUP BY status`,
+      [soon],
+    );
+    return rows.map((r) => ({ status: r.status, count: Number(r.count), expiringSoon: Number(r.expiring_soon) }));
+  }
+
+  /** The due time of the connection that has waited longest for a refresh (through the due_at index). */
+  async oldestDueAt(now: Date): Promise<Date | null> {
+    const { rows } = await this.run<{ due_at: Date | null }>(
+      `SELECT min(due_at) AS due_at FROM connections WHERE due_at <= $1 AND status <> 'reauth_required'`,
+      [now],
+    );
+    return rows[0]?.due_at ?? null;
+  }
+
+  /** One statement when there is nothing else to write; with events, the update and the events commit together. */
+  private async writeUnderLease(sql: string, params: unknown[], now: Date, events: readonly OutboxEvent[]): Promise<boolean> {
+    if (events.length === 0) return (await this.run(sql, params)).affected > 0;
+    return this.dataSource.transaction(async (manager) => {
+      const { affected } = await this.run(sql, params, manager);
+      if (affected === 0) return false;
+      for (const event of events) await this.outbox.enqueue(manager, event, now);
+      return true;
+    });
+  }
+
+  /** Rows and affected count, the same on `pg` and on embedded PGlite (their raw answers differ for UPDATE). */
+  private async run<T = unknown>(sql: string, params: unknown[], manager?: EntityManager): Promise<{ rows: T[]; affected: number }> {
+    const runner = manager?.queryRunner ?? this.dataSource.createQueryRunner();
+    try {
+      const result = await runner.query(sql, params, true);
+      return { rows: (result.records ?? []) as T[], affected: result.affected ?? 0 };
+    } finally {
+      if (!manager) await runner.release();
+    }
+  }
+}
+
+function sealed(ciphertext: string | null, keyId: string | null): SealedValue | null {
+  return ciphertext !== null && keyId !== null ? { ciphertext, keyId } : null;
+}
+
+function toClaim(row: ClaimRow): ClaimedConnection {
+  return {
+    id: row.id,
+    userId: row.user_id,
+    atlassianAccountId: row.atlassian_account_id,
+    status: row.status,
+    version: row.version,
+    leaseId: row.lease_id,
+    leaseExpiresAt: row.lease_expires_at,
+    refreshToken: sealed(row.refresh_token_ciphertext, row.refresh_token_key_id),
+    accessTokenExpiresAt: row.access_token_expires_at,
+    refreshTokenIssuedAt: row.refresh_token_issued_at,
+    consecutiveFailures: row.consecutive_failures,
+    attemptedAt: row.refresh_attempted_at,
+    previousLeaseId: row.previous_lease_id,
+    previousAttemptedAt: row.previous_attempted_at,
+    previousDueAt: row.previous_due_at,
+  };
+}
