@@ -5,7 +5,7 @@ import { REFRESH_POLICY } from '../../../src/refresh/refresh.policy.js';
 import type { RefreshRepository } from '../../../src/refresh/refresh.repository.js';
 import { ManualClock, outboxEvents, readConnection, SandboxTokenEndpoint, seedConnection, seedConnections } from '../../utils/connections.js';
 import { describePostgres, openMigratedDatabase, type OpenedDatabase } from '../../utils/database.js';
-import { metricValue, refreshConfig, refreshStack, silenceNestLogs, truncate, type RefreshStack } from './refresh-stack.js';
+import { captureNestLogs, metricValue, refreshConfig, refreshStack, silenceNestLogs, truncate, type RefreshStack } from './refresh-stack.js';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -200,19 +200,53 @@ describePostgres('the refresh daemon', () => {
 
     it('counts and warns about a recovery later than the leeway (the grant is lost then: reauth_required)', async () => {
       const crashing = await refreshStack({ config, clock, databaseUrl: db.url, wrapRepository: dyingOnce });
+      const logs = captureNestLogs();
       try {
         const id = await connected('too-late', new Date(clock.now().getTime() + MINUTE));
+        const { accessToken, refreshToken } = await readConnection(db.dataSource, stack.cipher, id);
         await crashing.service.runDueRefreshes();
         clock.advance(REFRESH_POLICY.reuseLeewayMs + MINUTE);
 
         expect(await stack.service.runDueRefreshes()).toMatchObject({ claimed: 1, reauthRequired: 1 });
+        expect(logs.lines).toContainEqual({ level: 'warn', message: expect.stringContaining("longer than Atlassian's 10-minute reuse leeway") });
+        expect(logs.lines).toContainEqual({ level: 'error', message: expect.stringContaining('connection terminated unexpectedly') });
+        // Ids shortened, tokens never.
+        for (const line of logs.lines) {
+          expect(line.message).not.toContain(id);
+          expect(line.message).not.toContain(refreshToken!);
+          expect(line.message).not.toContain(accessToken!);
+          expect(line.message).not.toContain('too-late');
+        }
         expect(await metricValue(stack.registry, 'atlassian_token_refresh_leases_recovered_total')).toBe(1);
         expect(await metricValue(stack.registry, 'atlassian_token_refresh_late_recoveries_total')).toBe(1);
         expect((await readConnection(db.dataSource, stack.cipher, id)).status).toBe('reauth_required');
         expect(sandbox.idp.stats()).toMatchObject({ reuseAfterLeeway: 1, grantsRevoked: 1 });
       } finally {
+        logs.stop();
         await crashing.close();
       }
+    });
+  });
+
+  describe('graceful shutdown', () => {
+    it('stops claiming, finishes the refreshes in flight and hands queued claims back untouched', async () => {
+      sandbox.idp.setLatency({ tokenMs: 300 });
+      const replica = await refreshStack({ config: refreshConfig(sandbox.url, { REFRESH_CONCURRENCY: '2' }), clock, dataSource: db.dataSource });
+      const ids = await Promise.all(['one', 'two', 'three', 'four'].map((login, i) => connected(login, new Date(clock.now().getTime() - (4 - i) * 1000))));
+      const before = await Promise.all(ids.map((id) => readConnection(db.dataSource, stack.cipher, id)));
+
+      const cycle = replica.service.runDueRefreshes();
+      while (sandbox.idp.stats().refreshesInFlight < 2) await new Promise((resolve) => setTimeout(resolve, 5));
+      await replica.service.beforeApplicationShutdown();
+
+      expect(await cycle).toMatchObject({ claimed: 4, refreshed: 2, released: 2 });
+      expect(sandbox.idp.stats()).toMatchObject({ refreshes: 2, refreshesInFlight: 0 });
+      expect((await readConnection(db.dataSource, stack.cipher, ids[0])).version).toBe(2);
+      expect((await readConnection(db.dataSource, stack.cipher, ids[1])).version).toBe(2);
+      expect(await readConnection(db.dataSource, stack.cipher, ids[2])).toEqual(before[2]);
+      expect(await readConnection(db.dataSource, stack.cipher, ids[3])).toEqual(before[3]);
+      expect(await replica.service.runDueRefreshes()).toMatchObject({ skipped: 'stopping' });
+      await replica.close();
     });
   });
 

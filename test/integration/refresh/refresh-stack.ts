@@ -105,6 +105,19 @@ export function silenceNestLogs(): void {
   Logger.overrideLogger(false);
 }
 
+export interface CapturedLog {
+  readonly level: string;
+  readonly message: string;
+}
+
+/** Collects what the refresh code logs until `stop()`, which silences it again. */
+export function captureNestLogs(): { readonly lines: CapturedLog[]; stop(): void } {
+  const lines: CapturedLog[] = [];
+  const record = (level: string) => (message: unknown) => lines.push({ level, message: String(message) });
+  Logger.overrideLogger({ log: record('log'), error: record('error'), warn: record('warn'), debug: record('debug'), verbose: record('verbose') });
+  return { lines, stop: silenceNestLogs };
+}
+
 export async function metricValue(registry: Registry, name: string, labels: Record<string, string> = {}): Promise<number> {
   const metric = (await registry.getMetricsAsJSON()).find((m) => m.name === name);
   const value = metric?.values.find((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l));

@@ -1,0 +1,124 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { DataSource } from 'typeorm';
+import { TokenCipher } from '../../src/crypto/token-cipher.js';
+import { startTestApp, TEST_API_KEY, type TestApp } from '../utils/app.js';
+import { ManualClock, readConnection, SandboxTokenEndpoint, seedConnection } from '../utils/connections.js';
+import { describePostgres } from '../utils/database.js';
+
+const MINUTE = 60_000;
+
+describePostgres('POST /v1/users/{userId}/access-token', () => {
+  const clock = new ManualClock();
+  let sandbox: SandboxTokenEndpoint;
+  let app: TestApp;
+  let dataSource: DataSource;
+  let cipher: TokenCipher;
+
+  beforeAll(async () => {
+    sandbox = await new SandboxTokenEndpoint(clock).start();
+    app = await startTestApp({ clock, env: { ATLASSIAN_AUTH_URL: sandbox.url } });
+    dataSource = app.app.get(DataSource);
+    cipher = app.app.get(TokenCipher);
+  });
+  afterAll(async () => {
+    await app?.close();
+    await sandbox?.close();
+  });
+  beforeEach(() => {
+    sandbox.idp.reset();
+  });
+
+  function post(userId: string, body?: unknown, headers: Record<string, string> = { Authorization: `Bearer ${TEST_API_KEY}` }) {
+    return fetch(`${app.baseUrl}/v1/users/${encodeURIComponent(userId)}/access-token`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', ...headers },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  }
+
+  async function connected(login: string, expiresInMs: number): Promise<{ id: string; accessToken: string }> {
+    const pair = await sandbox.connect(login);
+    const id = await seedConnection(dataSource, cipher, clock, {
+      userId: login,
+      atlassianAccountId: pair.accountId,
+      accessToken: pair.accessToken,
+      refreshToken: pair.refreshToken,
+      accessTokenExpiresAt: new Date(clock.now().getTime() + expiresInMs),
+    });
+    return { id, accessToken: pair.accessToken };
+  }
+
+  it('answers the stored token while it stays valid long enough (default 60 s)', async () => {
+    const { accessToken } = await connected('still-valid', 30 * MINUTE);
+    const response = await post('still-valid');
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ accessToken, expiresAt: new Date(clock.now().getTime() + 30 * MINUTE).toISOString() });
+    expect(sandbox.idp.stats().tokenCalls.refresh_token).toBe(0);
+  });
+
+  it('refreshes first when asked for more validity than the stored token has', async () => {
+    const { id, accessToken } = await connected('needs-more', 30 * MINUTE);
+    const response = await post('needs-more', { minValiditySeconds: 2400 });
+    expect(response.status).toBe(200);
+    const body = (await response.json()) as { accessToken: string; expiresAt: string };
+    expect(body.accessToken).not.toBe(accessToken);
+    expect(body.accessToken).toBe((await readConnection(dataSource, cipher, id)).accessToken);
+    expect(sandbox.idp.stats()).toMatchObject({ refreshes: 1 });
+  });
+
+  it('answers 404 connection_not_found for an unknown user', async () => {
+    const response = await post('nobody-here');
+    expect(response.status).toBe(404);
+    expect(await response.json()).toEqual({ error: { code: 'connection_not_found', message: expect.stringContaining('nobody-here') } });
+  });
+
+  it('answers 409 reauth_required for a connection that needs consent again', async () => {
+    await seedConnection(dataSource, cipher, clock, {
+      userId: 'gone',
+      status: 'reauth_required',
+      accessToken: null,
+      refreshToken: null,
+      accessTokenExpiresAt: null,
+      dueAt: null,
+    });
+    const response = await post('gone');
+    expect(response.status).toBe(409);
+    expect(await response.json()).toEqual({ error: { code: 'reauth_required', message: expect.stringContaining('/connect') } });
+  });
+
+  it('answers 503 atlassian_unavailable with Retry-After when Atlassian fails and no valid token is left', async () => {
+    await connected('unlucky', -MINUTE);
+    sandbox.idp.addFault({ count: 1, endpoint: 'token', status: 503 });
+    const response = await post('unlucky');
+    expect(response.status).toBe(503);
+    expect(Number(response.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(await response.json()).toEqual({ error: { code: 'atlassian_unavailable', message: expect.any(String) } });
+  });
+
+  it.each([
+    ['a string', { minValiditySeconds: 'sixty' }],
+    ['a fraction', { minValiditySeconds: 1.5 }],
+    ['a negative number', { minValiditySeconds: -1 }],
+    ['more than 3000', { minValiditySeconds: 3001 }],
+    ['an unknown field', { minValiditySeconds: 60, scope: 'write:everything' }],
+  ])('answers 400 invalid_request for %s', async (_, body) => {
+    const response = await post('still-valid', body);
+    expect(response.status).toBe(400);
+    expect(await response.json()).toEqual({ error: { code: 'invalid_request', message: expect.any(String) } });
+  });
+
+  it('answers 400 for a userId outside the allowed characters', async () => {
+    const response = await post('not allowed!');
+    expect(response.status).toBe(400);
+    expect(((await response.json()) as { error: { code: string } }).error.code).toBe('invalid_request');
+  });
+
+  it('answers 401 without a valid API key, and never reveals the token', async () => {
+    await connected('guarded', 30 * MINUTE);
+    for (const headers of [{}, { Authorization: 'Bearer wrong-key-0123456789' }] as Record<string, string>[]) {
+      const response = await post('guarded', {}, headers);
+      expect(response.status).toBe(401);
+      expect(await response.json()).toEqual({ error: { code: 'unauthorized', message: expect.any(String) } });
+    }
+  });
+});

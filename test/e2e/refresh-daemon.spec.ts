@@ -1,0 +1,136 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import pg from 'pg';
+import { DataSource } from 'typeorm';
+import { TokenCipher } from '../../src/crypto/token-cipher.js';
+import { startTestApp, TEST_API_KEY, type TestApp } from '../utils/app.js';
+import { ManualClock, SandboxTokenEndpoint, seedConnection } from '../utils/connections.js';
+import { createTestDatabase, describePostgres, type TestDatabase } from '../utils/database.js';
+
+const MINUTE = 60_000;
+
+/** Polls an observable condition: the job runs on a real one-second interval. */
+async function eventually<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await read();
+    if (done(value)) return value;
+    if (Date.now() > deadline) throw new Error(`condition not reached in time (last value ${JSON.stringify(value)})`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describePostgres('the refresh job in the running service', () => {
+  let clock: ManualClock;
+  let sandbox: SandboxTokenEndpoint;
+  let app: TestApp | undefined;
+
+  beforeAll(() => {
+    clock = new ManualClock();
+  });
+  afterEach(async () => {
+    await app?.close();
+    app = undefined;
+    await sandbox?.close();
+  });
+
+  async function start(env: Record<string, string> = {}, databaseUrl?: string): Promise<TestApp> {
+    sandbox = await new SandboxTokenEndpoint(clock).start();
+    app = await startTestApp({ clock, databaseUrl, env: { ATLASSIAN_AUTH_URL: sandbox.url, REFRESH_INTERVAL_SECONDS: '1', ...env } });
+    return app;
+  }
+
+  async function seedDue(target: TestApp, login: string): Promise<string> {
+    const pair = await sandbox.connect(login);
+    return seedConnection(target.app.get(DataSource), target.app.get(TokenCipher), clock, {
+      userId: login,
+      atlassianAccountId: pair.accountId,
+      accessToken: pair.accessToken,
+      refreshToken: pair.refreshToken,
+      accessTokenExpiresAt: new Date(clock.now().getTime() + MINUTE),
+    });
+  }
+
+  const version = (target: TestApp, id: string) =>
+    target.app
+      .get(DataSource)
+      .query(`SELECT version, status FROM connections WHERE id = $1`, [id])
+      .then((rows: { version: number; status: string }[]) => rows[0]);
+
+  it('refreshes due connections on its own, and exposes what it did on /metrics without ids or tokens', async () => {
+    const service = await start();
+    const id = await seedDue(service, 'scheduled-user');
+    await eventually(() => version(service, id), (row) => row.version === 2);
+
+    const tokenResponse = await fetch(`${service.baseUrl}/v1/users/scheduled-user/access-token`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${TEST_API_KEY}`, 'Content-Type': 'application/json' },
+      body: '{}',
+    });
+    const { accessToken } = (await tokenResponse.json()) as { accessToken: string };
+
+    const metrics = await (await fetch(`${service.baseUrl}/metrics`)).text();
+    expect(metrics).toContain('atlassian_token_refreshes_total{outcome="refreshed"} 1');
+    expect(metrics).toMatch(/atlassian_token_refresh_duration_seconds_count\{outcome="refreshed"\} 1/);
+    expect(metrics).toContain('atlassian_connections{status="active"} 1');
+    expect(metrics).toContain('atlassian_connections{status="reauth_required"} 0');
+    expect(metrics).toContain('atlassian_access_tokens_expiring_soon 0');
+    expect(metrics).toContain('atlassian_token_refresh_oldest_due_seconds 0');
+    expect(metrics).toContain('atlassian_token_refresh_leases_recovered_total 0');
+    expect(metrics).toContain('atlassian_client_credentials_rejected 0');
+    expect(metrics).toContain('process_resident_memory_bytes');
+    expect(metrics).toMatch(/http_request_duration_seconds_count\{method="POST",route="\/v1\/users\/:userId\/access-token",status_code="200"\} 1/);
+    expect(metrics).not.toContain('scheduled-user');
+    expect(metrics).not.toContain(id);
+    expect(metrics).not.toContain(accessToken);
+  });
+
+  it('with a wrong client secret: nobody marked, refreshing paused, and readiness says why', async () => {
+    const service = await start({ ATLASSIAN_CLIENT_ID: 'sandbox-client-id', ATLASSIAN_CLIENT_SECRET: 'wrong-secret' });
+    const id = await seedDue(service, 'innocent-user');
+    const ready = await eventually(
+      async () => (await (await fetch(`${service.baseUrl}/health/ready`)).json()) as { status: string; details: Record<string, { status: string; message?: string }> },
+      (body) => body.details.refresh?.status === 'degraded',
+    );
+    expect(ready.status).toBe('degraded');
+    expect(ready.details.database.status).toBe('up');
+    expect(ready.details.refresh.message).toContain('ATLASSIAN_CLIENT_SECRET');
+    expect((await fetch(`${service.baseUrl}/health/ready`)).status).toBe(200);
+    expect(await (await fetch(`${service.baseUrl}/metrics`)).text()).toContain('atlassian_client_credentials_rejected 1');
+    expect(await version(service, id)).toEqual({ version: 1, status: 'active' });
+
+    // Paused: the job keeps ticking every second but presents nothing more.
+    const calls = sandbox.idp.stats().tokenCalls.refresh_token;
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    expect(sandbox.idp.stats().tokenCalls.refresh_token).toBe(calls);
+  });
+
+  describe('shutdown', () => {
+    let database: TestDatabase;
+    beforeAll(async () => {
+      database = await createTestDatabase();
+    });
+    afterAll(async () => {
+      await database?.drop();
+    });
+
+    it('finishes a refresh that is talking to Atlassian before the service stops', async () => {
+      const service = await start({}, database.url);
+      sandbox.idp.setLatency({ tokenMs: 1_500 });
+      const id = await seedDue(service, 'mid-flight');
+      await eventually(async () => sandbox.idp.stats().refreshesInFlight, (n) => n === 1);
+
+      await service.close();
+      app = undefined;
+
+      const client = new pg.Client({ connectionString: database.url });
+      await client.connect();
+      try {
+        const { rows } = await client.query('SELECT version, lease_id, refresh_attempted_at FROM connections WHERE id = $1', [id]);
+        expect(rows[0]).toEqual({ version: 2, lease_id: null, refresh_attempted_at: null });
+      } finally {
+        await client.end();
+      }
+      expect(sandbox.idp.stats()).toMatchObject({ refreshes: 1, refreshesInFlight: 0 });
+    });
+  });
+});
