@@ -1,10 +1,16 @@
-import type { INestApplication } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
+import type { Server } from 'node:http';
+import type { Socket } from 'node:net';
+import { type ArgumentsHost, Catch, type INestApplication, ValidationPipe } from '@nestjs/common';
+import { BaseExceptionFilter, NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import cookieParser from 'cookie-parser';
+import type { Request } from 'express';
+import helmet from 'helmet';
 import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module.js';
+import { ApiErrorFilter } from './common/error.filter.js';
 import type { CoreOptions } from './config/config.module.js';
+import { BROWSER_ROUTES_PREFIX, browserRouteHeaders } from './oauth/browser-headers.js';
 
 /** Builds the configured application; `main.ts` listens with it, end-to-end tests drive it over HTTP. */
 export async function createApp(options: CoreOptions): Promise<INestApplication> {
@@ -12,6 +18,56 @@ export async function createApp(options: CoreOptions): Promise<INestApplication>
   app.useLogger(app.get(Logger));
   app.disable('x-powered-by');
   app.set('query parser', 'extended');
+  // An https PUBLIC_URL means a TLS-terminating proxy in front: trust that one hop for the client's address and protocol.
+  if (new URL(options.config.publicUrl).protocol === 'https:') app.set('trust proxy', 1);
+  // Helmet's default CSP would break other HTML (the API docs, the sandbox's consent page sets its own);
+  // the browser routes get their strict one below.
+  app.use(helmet({ contentSecurityPolicy: false }));
+  app.use(BROWSER_ROUTES_PREFIX, ...browserRouteHeaders());
   app.use(cookieParser());
+  app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }));
+  app.useGlobalFilters(new ApiRoutesErrorFilter(app.getHttpAdapter()));
+  explainRefusedRequests(app.getHttpServer() as Server);
   return app;
+}
+
+/**
+ * `{ error: { code, message } }` for every error under /v1. Other routes keep their own answers: health's report,
+ * the sandbox's OAuth errors, the browser routes' pages (their own filter), Nest's default elsewhere.
+ */
+@Catch()
+class ApiRoutesErrorFilter extends BaseExceptionFilter {
+  private readonly api = new ApiErrorFilter();
+
+  override catch(exception: unknown, host: ArgumentsHost): void {
+    const path = host.getType() === 'http' ? host.switchToHttp().getRequest<Request>().path : '';
+    if (path === '/v1' || path.startsWith('/v1/')) this.api.catch(exception, host);
+    else super.catch(exception, host);
+  }
+}
+
+const REFUSALS: Record<string, [status: number, reason: string, text: string]> = {
+  HPE_HEADER_OVERFLOW: [
+    431,
+    'Request Header Fields Too Large',
+    'The address or headers of this request are longer than this service accepts (16 KB). ' +
+      'If this was a sign-in, start again from the app: sign-in codes are accepted up to 4096 characters.',
+  ],
+  HPE_REQUEST_TIMEOUT: [408, 'Request Timeout', 'The request took too long to arrive.'],
+};
+
+/** Node refuses a request it cannot parse before Express sees it; this says why instead of closing with a bare status. */
+function explainRefusedRequests(server: Server): void {
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket & { _httpMessage?: { headersSent: boolean } }) => {
+    // As Node's own handler does: answer only when no response on this connection has started to go out.
+    if (!socket.writable || socket._httpMessage?.headersSent) {
+      socket.destroy();
+      return;
+    }
+    const [status, reason, text] = REFUSALS[error.code ?? ''] ?? [400, 'Bad Request', 'The request could not be read.'];
+    socket.end(
+      `HTTP/1.1 ${status} ${reason}\r\nContent-Type: text/plain; charset=utf-8\r\n` +
+        `Content-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`,
+    );
+  });
 }

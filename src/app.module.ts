@@ -1,13 +1,16 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { ScheduleModule } from '@nestjs/schedule';
 import { AtlassianModule } from './atlassian/atlassian.module.js';
+import { ConnectionsModule } from './connections/connections.module.js';
 import { CryptoModule } from './crypto/crypto.module.js';
 import { CoreModule, type CoreOptions } from './config/config.module.js';
 import { DatabaseModule } from './database/database.module.js';
 import { HealthModule } from './health/health.module.js';
 import { LoggingModule } from './logging/logging.module.js';
 import { MetricsModule } from './metrics/metrics.module.js';
+import { OAuthModule } from './oauth/oauth.module.js';
 import { RefreshModule } from './refresh/refresh.module.js';
+import { SandboxModule } from './sandbox/sandbox.module.js';
 import { WebhooksModule } from './webhooks/webhooks.module.js';
 
 @Module({})
@@ -24,9 +27,22 @@ export class AppModule {
         CryptoModule,
         AtlassianModule,
         WebhooksModule,
+        ConnectionsModule,
+        OAuthModule,
         MetricsModule,
         RefreshModule,
+        ...sandboxModules(options),
       ],
     };
   }
+}
+
+/**
+ * Without ATLASSIAN_CLIENT_ID the service is its own Atlassian (the configuration then points the auth and API URLs
+ * at /sandbox), registered for exactly our callback URL and running on our clock.
+ */
+function sandboxModules({ config, clock }: CoreOptions): DynamicModule[] {
+  if (!config.atlassian.sandbox) return [];
+  const { clientId, clientSecret, callbackUrl } = config.atlassian;
+  return [SandboxModule.register({ clientId, clientSecret, redirectUris: [callbackUrl], clock })];
 }
