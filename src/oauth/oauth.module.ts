@@ -4,7 +4,6 @@ import { AtlassianAuthController } from './atlassian-auth.controller.js';
 import { AtlassianStrategy } from './atlassian.strategy.js';
 import { AuthorizationService } from './authorization.service.js';
 import { CallbackService } from './callback.service.js';
-import { ConnectPageFilter } from './connect-page.filter.js';
 import { ConnectResultSender } from './connect-result.sender.js';
 import { ConnectTicketsRepository } from './connect-tickets.repository.js';
 import { ConnectTicketsService } from './connect-tickets.service.js';
@@ -28,7 +27,6 @@ import { RandomSecretGenerator, SecretGenerator } from './secrets.js';
     AuthorizationService,
     CallbackService,
     ConnectResultSender,
-    ConnectPageFilter,
     OAuthHousekeepingService,
   ],
 })
