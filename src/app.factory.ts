@@ -60,7 +60,7 @@ const REFUSALS: Record<string, [status: number, reason: string, text: string]> =
 function explainRefusedRequests(server: Server): void {
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket & { _httpMessage?: { headersSent: boolean } }) => {
     // As Node's own handler does: answer only when no response on this connection has started to go out.
-    if (!socket.writable || socket._httpMessage?.headersSent) {
+    if (error.code === 'ECONNRESET' || !socket.writable || socket._httpMessage?.headersSent) {
       socket.destroy();
       return;
     }
