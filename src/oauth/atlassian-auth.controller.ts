@@ -1,4 +1,4 @@
-import { Controller, Get, Query, Res, UseFilters } from '@nestjs/common';
+import { Controller, Get, Head, Query, Res, UseFilters } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
 import type { CookieOptions, Response } from 'express';
 import { AppConfig } from '../config/app-config.js';
@@ -25,6 +25,13 @@ export class AtlassianAuthController {
   ) {
     this.cookieOptions = browserCookieOptions(config);
   }
+
+  /**
+   * Express would answer HEAD with the GET handler, so a link checker probing the address would spend the ticket or
+   * the state (and the code with it). Declared first, so it is the route HEAD finds.
+   */
+  @Head(['start', 'callback'])
+  probe(): void {}
 
   @Get('start')
   async start(

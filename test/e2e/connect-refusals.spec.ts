@@ -86,6 +86,14 @@ describe('refusals of the connect flow', () => {
       expect(await page(again)).toContain('This connect link was already used');
     });
 
+    it('lets a link checker probe with HEAD without spending the ticket', async () => {
+      const link = await connectLink(app, 'probed-user');
+      const probe = await fetch(link.url, { method: 'HEAD', redirect: 'manual' });
+      expect(probe.status).toBe(200);
+      expect(probe.headers.getSetCookie()).toEqual([]);
+      expect((await fetch(link.url, { redirect: 'manual' })).status).toBe(302);
+    });
+
     it('refuses an expired ticket', async () => {
       const link = await connectLink(app, 'late-user');
       clock.advance(10 * MINUTE + 1);
@@ -115,6 +123,15 @@ describe('refusals of the connect flow', () => {
       const refused = await browser.get(`${app.baseUrl}/auth/atlassian/callback?${query(code, state)}`);
       expect(refused.status).toBe(400);
       expect(await page(refused)).toContain('This sign-in address is malformed');
+      expect((await sandboxStats(app)).tokenCalls.authorization_code).toBe(0);
+      expect((await browser.get(callbackUrl)).status).toBe(200);
+    });
+
+    it('lets a link checker probe the callback with HEAD without spending the state or the code', async () => {
+      const browser = new TestBrowser(app);
+      const { authorizeUrl } = await startSignIn(app, browser, 'probed-callback-user');
+      const callbackUrl = await consent(authorizeUrl, { user: 'bob' });
+      expect((await fetch(callbackUrl, { method: 'HEAD', redirect: 'manual' })).status).toBe(200);
       expect((await sandboxStats(app)).tokenCalls.authorization_code).toBe(0);
       expect((await browser.get(callbackUrl)).status).toBe(200);
     });
