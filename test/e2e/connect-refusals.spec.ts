@@ -58,6 +58,12 @@ describe('refusals of the connect flow', () => {
       expect(tickets).toEqual([]);
     });
 
+    it('answers an unknown API route in the API’s error shape', async () => {
+      const response = await fetch(`${app.baseUrl}/v1/users/u1/nothing-here`, { headers: { Authorization: `Bearer ${TEST_API_KEY}` } });
+      expect(response.status).toBe(404);
+      expect(await response.json()).toEqual({ error: { code: 'not_found', message: expect.any(String) } });
+    });
+
     it('accepts every character the contract allows', async () => {
       const link = await connectLink(app, 'Tenant-1:user.name_2@example');
       expect(link.url).toContain('/auth/atlassian/start?ticket=');
