@@ -67,8 +67,8 @@ export const CONNECT_FAILURES = {
   },
   invalid_grant: {
     status: 400,
-    title: 'Atlassian refused the sign-in code',
-    advice: 'Start again from the app; a new sign-in gets a new code. If it keeps happening, give the operator the causes below.',
+    title: 'Atlassian did not accept the sign-in',
+    advice: 'Start again from the app; a new sign-in gets a new code. If it keeps happening, give the operator of this service the causes above.',
   },
   offline_access_missing: {
     status: 502,

@@ -31,11 +31,11 @@ describe('result pages', () => {
       code: 'the-code-value',
     });
     const html = renderFailurePage(new ConnectFailure('invalid_grant', diagnosis.summary, diagnosis), 'req-123');
-    expect(html).toContain('Atlassian refused the sign-in code');
+    expect(html).toContain('<h1>Atlassian did not accept the sign-in</h1>');
     expect(html).toContain('What to try');
     expect(html).toContain('Reference: req-123 · error invalid_grant');
-    const likely = html.slice(html.indexOf('Likely causes'), html.indexOf('What the service ruled out'));
-    const ruledOut = html.slice(html.indexOf('What the service ruled out'), html.indexOf('What to try'));
+    const likely = html.slice(html.indexOf('Likely causes'), html.indexOf('Unlikely or ruled out'));
+    const ruledOut = html.slice(html.indexOf('Unlikely or ruled out'), html.indexOf('What to try'));
     expect(likely).toContain('redirect_uri differs from the registered Callback URL (possible)');
     expect(ruledOut).toContain('Code expired (ruled out)');
     expect(ruledOut).toContain('Code already used (unlikely)');

@@ -55,7 +55,7 @@ export function renderFailurePage(failure: ConnectFailure, reference?: string): 
   const closed = causes.filter((c) => c.verdict === 'unlikely' || c.verdict === 'ruled_out');
   const diagnosis = [
     open.length > 0 ? `<h2>Likely causes</h2><ul>${open.map(causeItem).join('')}</ul>` : '',
-    closed.length > 0 ? `<h2>What the service ruled out</h2><ul>${closed.map(causeItem).join('')}</ul>` : '',
+    closed.length > 0 ? `<h2>Unlikely or ruled out</h2><ul>${closed.map(causeItem).join('')}</ul>` : '',
   ].join('');
   const footer = reference ? `<p class="reference">Reference: ${escapeHtml(reference)} · error ${failure.code}</p>` : '';
   return page(

@@ -254,11 +254,11 @@ describe('refusals of the connect flow', () => {
       const response = await browser.get(callbackUrl);
       expect(response.status).toBe(400);
       const html = await page(response);
-      expect(html).toContain('Atlassian refused the sign-in code (invalid_grant: Invalid authorization code).');
+      expect(html).toContain('<h1>Atlassian did not accept the sign-in</h1>\n<p>Atlassian refused the sign-in code (invalid_grant: Invalid authorization code).</p>');
       expect(html).toContain('Likely causes');
       expect(html).toContain(`It must equal the Callback URL registered for the app in the Atlassian developer console byte for byte, trailing slash included.`);
       expect(html).toContain(app.config.atlassian.callbackUrl);
-      expect(html).toContain('What the service ruled out');
+      expect(html).toContain('Unlikely or ruled out');
       expect(html).toContain('Code expired (ruled out)');
       expect(html).toContain('Code already used (unlikely)');
       expect(html).not.toContain(callbackUrl.searchParams.get('code')!);
@@ -275,7 +275,7 @@ describe('refusals of the connect flow', () => {
       const response = await browser.get(`${app.baseUrl}/auth/atlassian/callback?code=${doubleEncoded}&state=${callbackUrl.searchParams.get('state')}`);
       expect(response.status).toBe(400);
       const html = await page(response);
-      const likely = html.slice(html.indexOf('Likely causes'), html.indexOf('What the service ruled out'));
+      const likely = html.slice(html.indexOf('Likely causes'), html.indexOf('Unlikely or ruled out'));
       expect(likely).toContain('Code altered on its way (likely)');
       expect(likely).toContain('URL-encoded the callback address twice');
     });
