@@ -1,0 +1,253 @@
+import type { Check } from './cli-output.js';
+
+/** The service's states are 32 random bytes in base64url (src/oauth/secrets.ts). */
+export const STATE_LENGTH = 43;
+const URL_SAFE = /^[A-Za-z0-9_-]+$/;
+/** What a code from Atlassian is made of; anything else came from somewhere else. */
+const CODE_CHARACTERS = /^[A-Za-z0-9._~+/=-]+$/;
+const PERCENT_ESCAPE = /%[0-9A-Fa-f]{2}/;
+const COPIED_PUNCTUATION = /[)"'>.,;\]]$/;
+
+/** Another value a damaged state may have had before the damage, worth looking up too. */
+export interface StateCandidate {
+  readonly value: string;
+  /** What was undone to get it; empty for the value as received. */
+  readonly undoing: string;
+}
+
+export interface ParsedCallback {
+  /** scheme://host/path, as pasted; null when only a query string was given. */
+  readonly location: string | null;
+  readonly code?: string;
+  readonly state?: string;
+  readonly error?: string;
+  readonly errorDescription?: string;
+  /** Names of parameters that are none of the above. */
+  readonly otherParameters: readonly string[];
+  /** What is wrong (or noteworthy) in the URL itself. Never contains a code or state. */
+  readonly findings: readonly Check[];
+  readonly stateCandidates: readonly StateCandidate[];
+}
+
+interface RawParameter {
+  readonly name: string;
+  readonly raw: string;
+  /** Decoded the way the service's query parser decodes ('+' is a space); null when the escapes are broken. */
+  readonly value: string | null;
+}
+
+/**
+ * Reads a callback URL the way a person pasted it (from the browser's address bar or a log) and says what may have
+ * been done to it on the way: encoded twice, '+' turned into spaces, cut short, wrapped, parameters repeated.
+ */
+export function parseCallbackUrl(pasted: string): ParsedCallback {
+  const findings: Check[] = [];
+  let input = pasted.trim();
+  if (/\s/.test(input)) {
+    findings.push({
+      status: 'fail',
+      text: 'The URL contains spaces or line breaks: it was wrapped or pasted in pieces',
+      fix: 'Copy it again in one piece from the browser address bar; the analysis below ignores the breaks.',
+    });
+    input = input.replace(/\s+/g, '');
+  }
+
+  // A callback URL encoded as a whole ("?" as %3F) reaches the service with no query string at all.
+  if (!input.includes('?') && /%3F/i.test(input)) {
+    const decoded = decodeQueryPart(input);
+    if (decoded?.includes('?')) {
+      findings.push({
+        status: 'fail',
+        text: 'The whole query string was URL-encoded ("?" arrived as %3F): the service sees no code and no state',
+        fix: 'Whatever builds or forwards the callback URL encodes it once too often; pass it through as Atlassian sent it.',
+      });
+      input = decoded;
+    }
+  }
+
+  const { location, query, fragment } = splitUrl(input);
+  if (location === undefined) {
+    return {
+      location: null,
+      otherParameters: [],
+      findings: [{ status: 'fail', text: 'This is not a URL: paste the whole address the browser was sent to, https:// included' }],
+      stateCandidates: [],
+    };
+  }
+  if (fragment !== null && /(^|&)(code|state)=/.test(fragment)) {
+    findings.push({
+      status: 'fail',
+      text: 'code or state comes after "#": a browser never sends that part to the server',
+      fix: 'Something rewrote the redirect (a single-page app router?); the callback must receive them in the query string.',
+    });
+  }
+
+  const parameters = parseQuery(query);
+  const byName = new Map<string, RawParameter[]>();
+  for (const parameter of parameters) byName.set(parameter.name, [...(byName.get(parameter.name) ?? []), parameter]);
+  for (const [name, all] of byName) {
+    if (all.length > 1) {
+      findings.push({
+        status: 'fail',
+        text: `${name} appears ${all.length} times: the service refuses a callback with a repeated parameter`,
+        fix: 'Something appended its own copy (a redirect that keeps the old query string?).',
+      });
+    }
+  }
+  for (const parameter of parameters.filter((p) => p.value === null)) {
+    findings.push({
+      status: 'fail',
+      text: `${parameter.name} has a broken %-escape: the URL was cut short or mangled`,
+      fix: 'Copy the URL again, whole; a chat or mail program may have cut it.',
+    });
+  }
+
+  const first = (name: string): RawParameter | undefined => byName.get(name)?.[0];
+  const code = first('code');
+  const state = first('state');
+  const error = first('error');
+  const errorDescription = first('error_description');
+
+  if (error) findings.push(atlassianError(error.value ?? error.raw, errorDescription?.value ?? undefined));
+  else if (!code) findings.push({ status: 'fail', text: 'No code and no error: this is not what Atlassian sends back, or it was cut before them' });
+  if (code) findings.push(...inspectValue('code', code), ...inspectCode(code));
+  if (state) findings.push(...inspectValue('state', state), ...inspectState(state));
+  else findings.push({ status: 'fail', text: 'No state: the service cannot tell which sign-in this belongs to' });
+  if (code && state && findings.every((f) => f.status === 'ok')) {
+    findings.push({ status: 'ok', text: 'code and state are present once each, with no sign of double encoding, spaces or truncation' });
+  }
+
+  const known = new Set(['code', 'state', 'error', 'error_description']);
+  return {
+    location,
+    code: code?.value ?? undefined,
+    state: state?.value ?? undefined,
+    error: error?.value ?? undefined,
+    errorDescription: errorDescription?.value ?? undefined,
+    otherParameters: [...byName.keys()].filter((name) => !known.has(name)),
+    findings,
+    stateCandidates: state ? stateCandidates(state) : [],
+  };
+}
+
+function splitUrl(input: string): { location?: string | null; query: string; fragment: string | null } {
+  const hash = input.indexOf('#');
+  const beforeHash = hash >= 0 ? input.slice(0, hash) : input;
+  const fragment = hash >= 0 ? input.slice(hash + 1) : null;
+  const mark = beforeHash.indexOf('?');
+  const base = mark >= 0 ? beforeHash.slice(0, mark) : beforeHash;
+  const query = mark >= 0 ? beforeHash.slice(mark + 1) : '';
+  if (base === '' && mark === 0) return { location: null, query, fragment };
+  if (!/^https?:\/\/[^/]/i.test(base)) return { query, fragment };
+  return { location: base, query, fragment };
+}
+
+function parseQuery(query: string): RawParameter[] {
+  return query
+    .split('&')
+    .filter((pair) => pair.length > 0)
+    .map((pair) => {
+      const equals = pair.indexOf('=');
+      const rawName = equals >= 0 ? pair.slice(0, equals) : pair;
+      const raw = equals >= 0 ? pair.slice(equals + 1) : '';
+      return { name: decodeQueryPart(rawName) ?? rawName, raw, value: decodeQueryPart(raw) };
+    });
+}
+
+function decodeQueryPart(raw: string): string | null {
+  try {
+    return decodeURIComponent(raw.replace(/\+/g, ' '));
+  } catch {
+    return null;
+  }
+}
+
+/** Damage any parameter can suffer on its way; `code` and `state` never legitimately show any of it. */
+function inspectValue(name: string, parameter: RawParameter): Check[] {
+  const findings: Check[] = [];
+  const { raw, value } = parameter;
+  if (value === '') {
+    findings.push({ status: 'fail', text: `${name} is empty` });
+    return findings;
+  }
+  if (/%25/i.test(raw) || (value !== null && PERCENT_ESCAPE.test(value))) {
+    findings.push({
+      status: 'fail',
+      text: `${name} is URL-encoded twice ("%25" is an encoded "%"): the service receives %-sequences instead of the characters`,
+      fix: 'A proxy, a link rewriter or a redirect encoded the callback URL again; pass the query string through untouched.',
+    });
+  }
+  if (raw.includes('+') || /%20/i.test(raw) || (value !== null && /\s/.test(value))) {
+    findings.push({
+      status: 'fail',
+      text: `${name} contains "+" or a space: in a query string "+" means a space, so a "+" that was not encoded arrives as a space`,
+      fix: 'Whatever built or rewrote this URL must encode "+" as %2B.',
+    });
+  }
+  if (COPIED_PUNCTUATION.test(raw)) {
+    findings.push({
+      status: 'warn',
+      text: `${name} ends with "${raw.slice(-1)}": was the URL copied together with the punctuation around it?`,
+    });
+  }
+  return findings;
+}
+
+function inspectCode(code: RawParameter): Check[] {
+  if (code.value === null || code.value === '' || PERCENT_ESCAPE.test(code.value) || /\s/.test(code.value)) return [];
+  if (!CODE_CHARACTERS.test(code.value)) {
+    return [{ status: 'warn', text: 'code holds characters unusual for an Atlassian code: it may have been altered on the way' }];
+  }
+  return [];
+}
+
+function inspectState(state: RawParameter): Check[] {
+  const value = state.value;
+  if (value === null || value === '' || !URL_SAFE.test(value)) {
+    return value && !PERCENT_ESCAPE.test(value) && !/\s/.test(value)
+      ? [{ status: 'fail', text: `state holds characters this service never puts in a state (it makes ${STATE_LENGTH} URL-safe characters)` }]
+      : [];
+  }
+  if (value.length < STATE_LENGTH) {
+    return [
+      {
+        status: 'fail',
+        text: `state is ${value.length} characters; this service makes them ${STATE_LENGTH} long: the URL was cut short`,
+        fix: 'Copy the URL again, whole; a chat or mail program may have cut it.',
+      },
+    ];
+  }
+  if (value.length > STATE_LENGTH) {
+    return [{ status: 'fail', text: `state is ${value.length} characters; this service makes them ${STATE_LENGTH} long: something was appended` }];
+  }
+  return [];
+}
+
+const ATLASSIAN_ERRORS: Record<string, string> = {
+  access_denied: 'the user pressed Cancel on the consent page (or may not grant this app access); nothing is wrong with the setup',
+  unauthorized_client: 'Atlassian refused the app for this request: check the client id and that the callback URL is registered',
+  invalid_scope: 'a requested scope is not enabled for the app: add it under Permissions in the developer console, or remove it from ATLASSIAN_SCOPES',
+  server_error: 'Atlassian failed; starting again usually works',
+  temporarily_unavailable: 'Atlassian is briefly unavailable; starting again usually works',
+};
+
+function atlassianError(error: string, description: string | undefined): Check {
+  const said = description ? `error=${error} ("${description}")` : `error=${error}`;
+  const meaning = ATLASSIAN_ERRORS[error];
+  return {
+    status: error === 'access_denied' ? 'warn' : 'fail',
+    text: `Atlassian answered ${said}${meaning ? `: ${meaning}` : ''}`,
+  };
+}
+
+/** The state as received, then what it may have been before each kind of damage, for the lookup. */
+function stateCandidates(state: RawParameter): StateCandidate[] {
+  const candidates: StateCandidate[] = [];
+  const add = (value: string | null, undoing: string) => {
+    if (value && !candidates.some((c) => c.value === value)) candidates.push({ value, undoing });
+  };
+  add(state.value, '');
+  add(state.value && decodeQueryPart(state.value), 'the second URL-encoding');
+  add(state.value?.replace(/ /g, '+') ?? null, 'the "+" read as a space');
+  return candidates;
+}
