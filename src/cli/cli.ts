@@ -1,0 +1,156 @@
+import type { DataSource } from 'typeorm';
+import { AtlassianClient } from '../atlassian/atlassian.client.js';
+import type { Clock } from '../common/clock.js';
+import { type AppConfig, ConfigValidationError, loadConfig } from '../config/app-config.js';
+import { TokenCipher } from '../crypto/token-cipher.js';
+import { OAuthStatesRepository } from '../oauth/oauth-states.repository.js';
+import { WebhookDeliveryRepository } from '../webhooks/webhook-delivery.repository.js';
+import { describeDatabase, openDatabase } from './cli-database.js';
+import type { Print } from './cli-output.js';
+import { ConnectionStatusRepository } from './connection-status.repository.js';
+import { connectionsSummary } from './connections.command.js';
+import { doctor } from './doctor.command.js';
+import { DoctorRepository } from './doctor.repository.js';
+import { explainCallback } from './explain-callback.command.js';
+import { KeyRotationRepository } from './key-rotation.repository.js';
+import { KeyRotationService } from './key-rotation.service.js';
+import { rotateKeys } from './rotate-keys.command.js';
+
+export const USAGE = `usage: npm run cli -- <command>
+
+  doctor                           check the configuration against Atlassian's rules, the database, the clock
+  connections                      connections by status, refresh backlog, refreshes with no stored answer
+  rotate-keys [--dry-run]          re-encrypt every token under the first key of TOKEN_ENCRYPTION_KEYS
+  explain-callback '<url>' [--exchange]
+                                   what a callback URL carried and what became of its sign-in;
+                                   --exchange also sends its code to Atlassian (this spends the code;
+                                   the tokens are discarded)`;
+
+export interface CliContext {
+  readonly env: NodeJS.ProcessEnv;
+  readonly clock: Clock;
+  readonly print: Print;
+  /** Where a generated development key lives; the service's default (./data) when absent. */
+  readonly dataDir?: string;
+}
+
+/** Runs one command and answers its exit code: 0 all is well, 1 something must be fixed (or usage was wrong). */
+export async function runCli(argv: readonly string[], context: CliContext): Promise<number> {
+  const [command, ...args] = argv;
+  const flags = new Set(args.filter((a) => a.startsWith('--')));
+  const positional = args.filter((a) => !a.startsWith('--'));
+  const { print } = context;
+
+  switch (command) {
+    case 'doctor':
+      if (!expectArguments(positional, flags, [], [], print)) return 1;
+      return doctor(context.env, {
+        print,
+        clock: context.clock,
+        dataDir: context.dataDir,
+        openDatabase: async (config) => {
+          const dataSource = await openDatabase(config);
+          const repository = new DoctorRepository(dataSource);
+          return {
+            location: describeDatabase(config),
+            serverTime: () => repository.serverTime(),
+            appliedMigrations: () => repository.appliedMigrations(),
+            webhookBacklog: () => new WebhookDeliveryRepository(dataSource).backlog(),
+            close: () => dataSource.destroy(),
+          };
+        },
+      });
+    case 'connections':
+      if (!expectArguments(positional, flags, [], [], print)) return 1;
+      return withDatabase(context, (_config, dataSource) => {
+        const statuses = new ConnectionStatusRepository(dataSource);
+        const outbox = new WebhookDeliveryRepository(dataSource);
+        return connectionsSummary(
+          {
+            snapshot: (now, unresolvedBefore, examples) => statuses.snapshot(now, unresolvedBefore, examples),
+            webhookBacklog: () => outbox.backlog(),
+          },
+          context.clock,
+          print,
+        );
+      });
+    case 'rotate-keys':
+      if (!expectArguments(positional, flags, [], ['--dry-run'], print)) return 1;
+      return withDatabase(context, (config, dataSource) => {
+        const service = new KeyRotationService(new KeyRotationRepository(dataSource), new TokenCipher(config));
+        return rotateKeys(service, config.encryption.keys.map((k) => k.id), flags.has('--dry-run'), print);
+      });
+    case 'explain-callback': {
+      if (!expectArguments(positional, flags, ['<url>'], ['--exchange'], print)) return 1;
+      const config = loadConfigOrReport(context);
+      if (!config) return 1;
+      // The URL itself is explained even when the database cannot be reached; only the state lookup needs it.
+      let dataSource: DataSource | undefined;
+      let unreachable = '';
+      try {
+        dataSource = await openDatabase(config);
+      } catch (error) {
+        unreachable = `database unreachable at ${describeDatabase(config)}: ${(error as Error).message}`;
+      }
+      const states = dataSource && new OAuthStatesRepository(dataSource);
+      const atlassian = new AtlassianClient(config);
+      try {
+        return await explainCallback(positional[0], {
+          print,
+          clock: context.clock,
+          config,
+          findState: (hash) => (states ? states.findByHash(hash) : Promise.reject(new Error(unreachable))),
+          exchange: flags.has('--exchange') ? (code) => atlassian.exchangeCode(code) : undefined,
+        });
+      } finally {
+        await dataSource?.destroy();
+      }
+    }
+    case undefined:
+    case 'help':
+    case '--help':
+      print(USAGE);
+      return command === undefined ? 1 : 0;
+    default:
+      print(`Unknown command "${command}".`);
+      print(USAGE);
+      return 1;
+  }
+}
+
+function expectArguments(positional: readonly string[], flags: ReadonlySet<string>, names: readonly string[], allowed: readonly string[], print: Print): boolean {
+  const unknown = [...flags].filter((f) => !allowed.includes(f));
+  if (positional.length === names.length && unknown.length === 0) return true;
+  if (unknown.length > 0) print(`Unknown option ${unknown.join(', ')}.`);
+  else print(`Expected ${names.length === 0 ? 'no arguments' : names.join(' ')}${positional.length > names.length ? `, got ${positional.length}` : ''}.`);
+  print(USAGE);
+  return false;
+}
+
+function loadConfigOrReport(context: CliContext): AppConfig | undefined {
+  try {
+    return loadConfig(context.env, { dataDir: context.dataDir });
+  } catch (error) {
+    if (!(error instanceof ConfigValidationError)) throw error;
+    context.print(error.message);
+    return undefined;
+  }
+}
+
+/** Loads the configuration and opens the database for a command; reports either failing, without a stack trace. */
+async function withDatabase(context: CliContext, work: (config: AppConfig, dataSource: DataSource) => Promise<number>): Promise<number> {
+  const config = loadConfigOrReport(context);
+  if (!config) return 1;
+  let dataSource: DataSource;
+  try {
+    dataSource = await openDatabase(config);
+  } catch (error) {
+    context.print(`✗ Database unreachable at ${describeDatabase(config)}: ${(error as Error).message}`);
+    return 1;
+  }
+  try {
+    return await work(config, dataSource);
+  } finally {
+    await dataSource.destroy();
+  }
+}
