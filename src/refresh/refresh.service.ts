@@ -12,8 +12,9 @@ import { shortId } from '../logging/redact.js';
 import type { OutboxEvent } from '../webhooks/outbox.repository.js';
 import { RefreshMetrics } from './refresh.metrics.js';
 import { answerMayBeLost, nextRefreshAt, REFRESH_POLICY, retryAt } from './refresh.policy.js';
-import { RefreshRepository, type ClaimedConnection, type LeaseRequest, type TokenState } from './refresh.repository.js';
+import { RefreshRepository, type ClaimedConnection, type LeaseRequest, type RefreshedWrite, type TokenState } from './refresh.repository.js';
 import { RandomSource, Sleeper } from './timing.js';
+import { WriteBatcher } from './write-batcher.js';
 
 /** How one claimed connection ended. */
 export type RefreshOutcome =
@@ -70,6 +71,9 @@ const COUNT_BY_OUTCOME: Record<RefreshOutcome['kind'], keyof Counts> = {
 };
 
 const MAX_ERROR_LENGTH = 500;
+/** New token pairs stored together in one statement under load, and how many such statements run at once. */
+const SAVE_BATCH = 256;
+const SAVE_FLUSHES = 4;
 
 /**
  * The refresh rules (SPEC "Refresh behaviour"). A connection is refreshed only under a lease claimed in the
@@ -88,6 +92,7 @@ export class RefreshService implements BeforeApplicationShutdown {
   private cycle: Promise<RefreshCycleReport> | null = null;
   private stopping = false;
   private rejection: CredentialsRejection | null = null;
+  private readonly saves: WriteBatcher<RefreshedWrite, boolean>;
 
   constructor(
     private readonly repository: RefreshRepository,
@@ -98,7 +103,16 @@ export class RefreshService implements BeforeApplicationShutdown {
     private readonly metrics: RefreshMetrics,
     private readonly random: RandomSource,
     private readonly sleeper: Sleeper,
-  ) {}
+  ) {
+    this.saves = new WriteBatcher(
+      async (writes) => {
+        const saved = await this.repository.saveRefreshed(writes);
+        return writes.map((write) => saved.has(write.claim.id));
+      },
+      SAVE_BATCH,
+      SAVE_FLUSHES,
+    );
+  }
 
   /** Set while Atlassian refuses the client credentials (until a refresh succeeds again). */
   credentialsRejection(): CredentialsRejection | null {
@@ -302,18 +316,18 @@ export class RefreshService implements BeforeApplicationShutdown {
       claim.status === 'refresh_failing'
         ? [{ type: 'connection.recovered', userId: claim.userId, data: { atlassianAccountId: claim.atlassianAccountId } }]
         : [];
-    const saved = await this.repository.saveRefreshed(
+    const saved = await this.saves.submit({
       claim,
-      {
+      tokens: {
         accessToken: this.cipher.seal(tokens.accessToken, sealContext(claim.id, 'access_token')),
         refreshToken: tokens.refreshToken ? this.cipher.seal(tokens.refreshToken, sealContext(claim.id, 'refresh_token')) : null,
         accessTokenExpiresAt,
         scopes: tokens.scopes,
         nextDueAt: nextRefreshAt({ now, accessTokenExpiresAt, refreshTokenIssuedAt, leadSeconds: this.config.refresh.leadSeconds }),
       },
-      now,
+      refreshedAt: now,
       events,
-    );
+    });
     if (!saved) {
       this.logger.warn(`Connection ${shortId(claim.id)}: the lease was taken over before the new tokens were stored; the newer write stands`);
       return { kind: 'lease_lost' };

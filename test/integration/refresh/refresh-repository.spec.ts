@@ -1,6 +1,12 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { TokenCipher } from '../../../src/crypto/token-cipher.js';
-import { RefreshRepository, type ClaimedConnection, type LeaseRequest, type RefreshedTokens } from '../../../src/refresh/refresh.repository.js';
+import {
+  RefreshRepository,
+  type ClaimedConnection,
+  type LeaseRequest,
+  type RefreshedTokens,
+  type RefreshedWrite,
+} from '../../../src/refresh/refresh.repository.js';
 import { OutboxRepository } from '../../../src/webhooks/outbox.repository.js';
 import { ManualClock, outboxEvents, readConnection, seedConnections } from '../../utils/connections.js';
 import { drivers, openMigratedDatabase, type OpenedDatabase } from '../../utils/database.js';
@@ -45,6 +51,10 @@ describe.each(drivers)('RefreshRepository on %s', (driver) => {
     );
   }
 
+  async function save(claim: ClaimedConnection, written: RefreshedTokens, events: RefreshedWrite['events'] = []): Promise<boolean> {
+    return (await repository.saveRefreshed([{ claim, tokens: written, refreshedAt: clock.now(), events }])).has(claim.id);
+  }
+
   function tokens(id: string, accessToken: string): RefreshedTokens {
     return {
       accessToken: cipher.seal(accessToken, { table: 'connections', rowId: id, column: 'access_token' }),
@@ -87,11 +97,11 @@ describe.each(drivers)('RefreshRepository on %s', (driver) => {
     clock.advance(LEASE_MS);
     const [current] = await repository.claimDue(lease('worker-b'), clock.now(), 10);
 
-    expect(await repository.saveRefreshed(current, tokens(id, 'newer'), clock.now(), [])).toBe(true);
+    expect(await save(current, tokens(id, 'newer'))).toBe(true);
     // The worker whose lease was taken over comes back late: it must not overwrite the newer pair.
-    expect(await repository.saveRefreshed(stale, tokens(id, 'older'), clock.now(), [])).toBe(false);
+    expect(await save(stale, tokens(id, 'older'))).toBe(false);
     const sameLeaseOldVersion: ClaimedConnection = { ...current, version: current.version - 1 };
-    expect(await repository.saveRefreshed(sameLeaseOldVersion, tokens(id, 'older'), clock.now(), [])).toBe(false);
+    expect(await save(sameLeaseOldVersion, tokens(id, 'older'))).toBe(false);
 
     const row = await readConnection(db.dataSource, cipher, id);
     expect(row).toMatchObject({
@@ -116,9 +126,25 @@ describe.each(drivers)('RefreshRepository on %s', (driver) => {
     const issuedAt = (await readConnection(db.dataSource, cipher, id)).refreshTokenIssuedAt;
     const [claim] = await repository.claimDue(lease(), clock.now(), 10);
     clock.advance(1000);
-    expect(await repository.saveRefreshed(claim, { ...tokens(id, 'only-access'), refreshToken: null, scopes: [] }, clock.now(), [])).toBe(true);
+    expect(await save(claim, { ...tokens(id, 'only-access'), refreshToken: null, scopes: [] })).toBe(true);
     const row = await readConnection(db.dataSource, cipher, id);
     expect(row).toMatchObject({ accessToken: 'only-access', refreshToken: 'rt-0', refreshTokenIssuedAt: issuedAt });
+  });
+
+  it('stores a batch row by row: rows that lost their lease are skipped, and only stored rows get their event', async () => {
+    await seed(3, () => -1);
+    const [lost, ...kept] = await repository.claimDue(lease(), clock.now(), 10);
+    clock.advance(LEASE_MS);
+    expect(await repository.claimOne(lease('worker-b'), lost.userId)).toMatchObject({ id: lost.id });
+    const recovered = (userId: string) => [{ type: 'connection.recovered' as const, userId }];
+
+    const saved = await repository.saveRefreshed(
+      [lost, ...kept].map((claim) => ({ claim, tokens: tokens(claim.id, `new-${claim.userId}`), refreshedAt: clock.now(), events: recovered(claim.userId) })),
+    );
+    expect([...saved].sort()).toEqual(kept.map((c) => c.id).sort());
+    for (const claim of kept) expect(await readConnection(db.dataSource, cipher, claim.id)).toMatchObject({ accessToken: `new-${claim.userId}`, version: 2 });
+    expect(await readConnection(db.dataSource, cipher, lost.id)).toMatchObject({ accessToken: `at-${lost.userId.slice(5)}`, version: 1, leaseOwner: 'worker-b' });
+    expect((await outboxEvents(db.dataSource)).map((e) => e.userId).sort()).toEqual(kept.map((c) => c.userId).sort());
   });
 
   it('writes the webhook event in the same transaction, and none when the lease was lost', async () => {
