@@ -43,7 +43,7 @@ export const CONNECT_FAILURES = {
   state_used: {
     status: 409,
     title: 'This sign-in link was already used',
-    advice: 'It may have been opened twice (a double click, or a link checker). Check the app: the first attempt may have connected you; if not, start again.',
+    advice: 'It may have been opened twice (a double click, the back button, or a link checker). Check the app: the first attempt may have connected you; if not, start again.',
   },
   browser_mismatch: {
     status: 400,
@@ -53,7 +53,7 @@ export const CONNECT_FAILURES = {
   access_denied: {
     status: 403,
     title: 'You declined access',
-    advice: 'Nothing was connected. To connect, start again from the app and choose Accept on the Atlassian page.',
+    advice: 'Nothing was connected. To try again, go back to the app and connect again; this time choose Accept on the Atlassian page.',
   },
   authorization_failed: {
     status: 400,

@@ -55,7 +55,11 @@ export class OAuthStatesService {
     const known = await this.states.findByHash(stateHash);
     if (!known) throw this.refuse('state_invalid', 'The sign-in answer carries a state this service never issued.');
     if (known.consumedAt) {
-      throw this.refuse('state_used', 'This sign-in link was already used: its answer from Atlassian arrived twice.', known.userId);
+      throw this.refuse(
+        'state_used',
+        'The answer from Atlassian in this address has already been used once, and each works only once, so opening it again changed nothing.',
+        known.userId,
+      );
     }
     if (known.expiresAt.getTime() <= now.getTime()) {
       throw this.refuse(
