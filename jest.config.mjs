@@ -27,5 +27,13 @@ export default {
       roots: ['<rootDir>/test/e2e'],
       testMatch: ['**/*.spec.ts'],
     },
+    // Drives the system Chromium: only `npm run test:browser` selects it (`npm test` selects the three above).
+    {
+      ...base,
+      displayName: 'browser',
+      roots: ['<rootDir>/test/browser'],
+      testMatch: ['**/*.spec.ts'],
+      testTimeout: 60_000,
+    },
   ],
 };
