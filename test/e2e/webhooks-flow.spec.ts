@@ -7,6 +7,8 @@ import { connectionRows, connectUser, sandboxControl } from './connect-browser.j
 import { WebhookReceiver } from '../integration/webhooks/webhook-receiver.js';
 
 const SECRET = 'whsec-flow-0123456789abcdef';
+// Booting the service on a fresh database takes seconds on a busy machine.
+const SETUP_TIMEOUT_MS = 60_000;
 
 /** The events of a user's life, from the real connect and refresh code to the receiver, through the delivery loop. */
 describePostgres('webhooks for a connection, end to end', () => {
@@ -15,7 +17,7 @@ describePostgres('webhooks for a connection, end to end', () => {
 
   beforeAll(async () => {
     app = await startTestApp({ env: { WEBHOOK_URL: await receiver.listen(), WEBHOOK_SECRET: SECRET } });
-  });
+  }, SETUP_TIMEOUT_MS);
   afterAll(async () => {
     await app?.close();
     await receiver.close();

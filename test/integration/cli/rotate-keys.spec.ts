@@ -10,6 +10,8 @@ import { describePostgres, drivers, openMigratedDatabase, type OpenedDatabase } 
 
 const A: EncryptionKey = { id: 'A', key: randomBytes(32) };
 const B: EncryptionKey = { id: 'B', key: randomBytes(32) };
+// Creating and migrating a database (embedded ones especially) takes seconds on a busy machine.
+const SETUP_TIMEOUT_MS = 60_000;
 
 function cipher(...keys: EncryptionKey[]): TokenCipher {
   return new TokenCipher({ encryption: { keys, generatedDevKey: false } } as unknown as AppConfig);
@@ -78,7 +80,7 @@ describe.each(drivers)('key rotation writes on %s', (driver) => {
   let db: OpenedDatabase;
   beforeAll(async () => {
     db = await openMigratedDatabase(driver);
-  });
+  }, SETUP_TIMEOUT_MS);
   afterAll(() => db?.close());
   afterEach(() => db.dataSource.query('DELETE FROM connections'));
 
@@ -134,7 +136,7 @@ describePostgres('rotate-keys on 10,000 connections while the service writes', (
   beforeAll(async () => {
     db = await openMigratedDatabase('postgres');
     service = await new DataSource(dataSourceOptions({ database: { url: db.url, pgliteDir: '', migrationsRun: false } })).initialize();
-  });
+  }, SETUP_TIMEOUT_MS);
   afterAll(async () => {
     await service?.destroy();
     await db?.close();

@@ -15,6 +15,8 @@ import { describePostgres, openMigratedDatabase, type OpenedDatabase } from '../
 import { WebhookReceiver } from './webhook-receiver.js';
 
 const EVENTS = 60;
+// Creating and migrating a database (embedded ones especially) takes seconds on a busy machine.
+const SETUP_TIMEOUT_MS = 60_000;
 
 /** Two replicas, each with its own connection pool, on one database: every event is sent by exactly one of them. */
 describePostgres('two dispatchers on one database', () => {
@@ -27,7 +29,7 @@ describePostgres('two dispatchers on one database', () => {
     db = await openMigratedDatabase('postgres');
     replicas = [new DataSource(dataSourceOptions({ database: { url: db.url, pgliteDir: '', migrationsRun: false } })), db.dataSource];
     await replicas[0].initialize();
-  });
+  }, SETUP_TIMEOUT_MS);
   afterAll(async () => {
     await receiver.close();
     await replicas?.[0].destroy();

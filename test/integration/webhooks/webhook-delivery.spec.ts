@@ -15,6 +15,8 @@ import { drivers, openMigratedDatabase, type OpenedDatabase } from '../../utils/
 import { WebhookReceiver } from './webhook-receiver.js';
 
 const SECRET = 'whsec-test-0123456789abcdef';
+// Creating and migrating a database, or eighty round trips to an embedded one, takes seconds on a busy machine.
+const DATABASE_TIMEOUT_MS = 60_000;
 const HOUR_MS = 60 * 60_000;
 const T0 = new Date('2026-11-27T10:00:00.000Z');
 
@@ -65,7 +67,7 @@ describe.each(drivers)('webhook delivery on %s', (driver) => {
   beforeAll(async () => {
     Logger.overrideLogger(false);
     db = await openMigratedDatabase(driver);
-  });
+  }, DATABASE_TIMEOUT_MS);
   afterAll(() => db?.close());
   beforeEach(async () => {
     await db.dataSource.query('TRUNCATE webhook_outbox');
@@ -216,7 +218,7 @@ describe.each(drivers)('webhook delivery on %s', (driver) => {
 
     clock.advance(7 * 24 * HOUR_MS);
     expect(await service.deliverDue()).toEqual({ delivered: 0, retrying: 0, dead: 0, handedBack: 0 });
-  });
+  }, DATABASE_TIMEOUT_MS);
 
   it('gives up without sending an event that is already older than three days', async () => {
     const service = dispatcher(await receiver.listen());
