@@ -9,10 +9,12 @@ export const ERROR_CODES = {
   invalid_request: HttpStatus.BAD_REQUEST,
   not_found: HttpStatus.NOT_FOUND,
   connection_not_found: HttpStatus.NOT_FOUND,
+  site_not_found: HttpStatus.NOT_FOUND,
   reauth_required: HttpStatus.CONFLICT,
   rate_limited: HttpStatus.TOO_MANY_REQUESTS,
   atlassian_unavailable: HttpStatus.SERVICE_UNAVAILABLE,
   atlassian_error: HttpStatus.BAD_GATEWAY,
+  atlassian_forbidden: HttpStatus.FORBIDDEN,
   configuration_error: HttpStatus.SERVICE_UNAVAILABLE,
   internal_error: HttpStatus.INTERNAL_SERVER_ERROR,
 } as const;
