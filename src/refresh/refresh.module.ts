@@ -23,6 +23,6 @@ import { MathRandomSource, RandomSource, Sleeper, TimerSleeper } from './timing.
     { provide: RandomSource, useClass: MathRandomSource },
     { provide: Sleeper, useClass: TimerSleeper },
   ],
-  exports: [RefreshService, RefreshHealthIndicator],
+  exports: [RefreshService, RefreshHealthIndicator, AccessTokenService],
 })
 export class RefreshModule {}

@@ -1,0 +1,118 @@
+import { describe, expect, it } from '@jest/globals';
+import type { Clock } from '../common/clock.js';
+import { DomainError, ReauthRequiredError } from '../common/errors.js';
+import type { AccessTokenService } from '../refresh/access-token.service.js';
+import { AtlassianApi } from './atlassian-api.service.js';
+import type { AtlassianClient } from './atlassian.client.js';
+import { AtlassianError } from './atlassian.errors.js';
+
+const NOW = new Date('2026-03-02T09:00:00.000Z');
+const clock: Clock = { now: () => NOW };
+const at = (minutes: number) => new Date(NOW.getTime() + minutes * 60_000).toISOString();
+
+/**
+ * An AccessTokenService that answers the stored token while it satisfies the asked validity, else the next token of
+ * `refreshed` (a refresh); `refreshed` empty means the refresh failed and the stored token is what comes back.
+ */
+function tokens(stored: { accessToken: string; expiresAt: string }, refreshed: { accessToken: string; expiresAt: string }[] = []) {
+  const asked: number[] = [];
+  let current = stored;
+  const service = {
+    accessToken: (_userId: string, minValiditySeconds: number) => {
+      asked.push(minValiditySeconds);
+      if (new Date(current.expiresAt).getTime() - NOW.getTime() < minValiditySeconds * 1000) current = refreshed.shift() ?? current;
+      return Promise.resolve(current);
+    },
+  };
+  return { service: service as unknown as AccessTokenService, asked };
+}
+
+/** An AtlassianClient whose product call answers each token as `answers` says. */
+function client(answers: Record<string, unknown>) {
+  const used: string[] = [];
+  const call = (token: string) => {
+    used.push(token);
+    const answer = answers[token];
+    return answer instanceof Error ? Promise.reject(answer) : Promise.resolve(answer);
+  };
+  const fake = { productGet: (token: string) => call(token), accessibleResources: (token: string) => call(token) };
+  return { client: fake as unknown as AtlassianClient, used };
+}
+
+async function failure(promise: Promise<unknown>): Promise<DomainError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  if (!(error instanceof DomainError)) throw new Error(`expected a DomainError, got ${String(error)}`);
+  return error;
+}
+
+const rejected = () => new AtlassianError('token_rejected', 'Atlassian refused the access token', { status: 401 });
+
+describe('AtlassianApi', () => {
+  it('calls with a token valid for at least 30 s and passes the answer through', async () => {
+    const { service, asked } = tokens({ accessToken: 'a1', expiresAt: at(50) });
+    const { client: fake } = client({ a1: { accountId: 'x' } });
+    const api = new AtlassianApi(service, fake, clock);
+    await expect(api.productGet('u', 'jira', 'cloud-1', '/rest/api/3/myself')).resolves.toEqual({ accountId: 'x' });
+    expect(asked).toEqual([30]);
+  });
+
+  it('after a 401, asks for a token that outlives the refused one (a refresh) and retries once', async () => {
+    const { service, asked } = tokens({ accessToken: 'a1', expiresAt: at(50) }, [{ accessToken: 'a2', expiresAt: at(60) }]);
+    const { client: fake, used } = client({ a1: rejected(), a2: { ok: true } });
+    const api = new AtlassianApi(service, fake, clock);
+    await expect(api.productGet('u', 'jira', 'cloud-1', '/rest/api/3/myself')).resolves.toEqual({ ok: true });
+    expect(asked).toEqual([30, 50 * 60 + 1]);
+    expect(used).toEqual(['a1', 'a2']);
+  });
+
+  it('retries only once: a second 401 is atlassian_forbidden', async () => {
+    const { service } = tokens({ accessToken: 'a1', expiresAt: at(50) }, [{ accessToken: 'a2', expiresAt: at(60) }]);
+    const { client: fake, used } = client({ a1: rejected(), a2: rejected() });
+    const error = await failure(new AtlassianApi(service, fake, clock).productGet('u', 'jira', 'cloud-1', '/x'));
+    expect(error.code).toBe('atlassian_forbidden');
+    expect(used).toEqual(['a1', 'a2']);
+  });
+
+  it('answers 503 without a second call when no fresh token could be had', async () => {
+    const { service } = tokens({ accessToken: 'a1', expiresAt: at(50) });
+    const { client: fake, used } = client({ a1: rejected() });
+    const error = await failure(new AtlassianApi(service, fake, clock).productGet('u', 'jira', 'cloud-1', '/x'));
+    expect([error.code, error.headers['Retry-After']]).toEqual(['atlassian_unavailable', '5']);
+    expect(used).toEqual(['a1']);
+  });
+
+  it('passes the refresh rules’ answer on: a revoked grant is reauth_required', async () => {
+    const service = {
+      accessToken: (userId: string, minValiditySeconds: number) =>
+        minValiditySeconds > 30 ? Promise.reject(new ReauthRequiredError(userId)) : Promise.resolve({ accessToken: 'a1', expiresAt: at(50) }),
+    } as unknown as AccessTokenService;
+    const { client: fake } = client({ a1: rejected() });
+    expect((await failure(new AtlassianApi(service, fake, clock).productGet('u', 'jira', 'cloud-1', '/x'))).code).toBe('reauth_required');
+  });
+
+  it.each([
+    ['a 429 with Retry-After', new AtlassianError('rate_limited', 'limited', { status: 429, retryAfterMs: 12_500 }), 'atlassian_unavailable', '13'],
+    ['a 429 without Retry-After', new AtlassianError('rate_limited', 'limited', { status: 429 }), 'atlassian_unavailable', '5'],
+    ['a 503', new AtlassianError('unavailable', 'down', { status: 503 }), 'atlassian_unavailable', '5'],
+    ['a timeout', new AtlassianError('timeout', 'slow'), 'atlassian_unavailable', '5'],
+    ['a 403', new AtlassianError('forbidden', 'no', { status: 403 }), 'atlassian_forbidden', undefined],
+    ['a 404 on a site', new AtlassianError('not_found', 'none', { status: 404 }), 'site_not_found', undefined],
+    ['an unreadable answer', new AtlassianError('bad_response', 'odd', { status: 418 }), 'atlassian_error', undefined],
+  ])('answers %s without retrying', async (_, answer, code, retryAfter) => {
+    const { service, asked } = tokens({ accessToken: 'a1', expiresAt: at(50) });
+    const { client: fake, used } = client({ a1: answer });
+    const error = await failure(new AtlassianApi(service, fake, clock).productGet('u', 'jira', 'cloud-1', '/x'));
+    expect([error.code, error.headers['Retry-After']]).toEqual([code, retryAfter]);
+    expect(used).toEqual(['a1']);
+    expect(asked).toEqual([30]);
+  });
+
+  it('calls a 404 from accessible-resources what it is: an unexpected answer', async () => {
+    const { service } = tokens({ accessToken: 'a1', expiresAt: at(50) });
+    const { client: fake } = client({ a1: new AtlassianError('not_found', 'none', { status: 404 }) });
+    expect((await failure(new AtlassianApi(service, fake, clock).accessibleResources('u'))).code).toBe('atlassian_error');
+  });
+});

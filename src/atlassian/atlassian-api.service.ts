@@ -1,0 +1,108 @@
+import { Injectable } from '@nestjs/common';
+import { Clock } from '../common/clock.js';
+import { DomainError } from '../common/errors.js';
+import { AccessTokenService } from '../refresh/access-token.service.js';
+import { AtlassianClient } from './atlassian.client.js';
+import { AtlassianError } from './atlassian.errors.js';
+import type { AccessibleResource } from './atlassian.types.js';
+
+export type AtlassianProduct = 'jira' | 'confluence';
+
+/** A token handed to a call must outlive the call; Atlassian's own timeout bounds it well below this. */
+const MIN_VALIDITY_SECONDS = 30;
+const DEFAULT_RETRY_AFTER_SECONDS = 5;
+
+/**
+ * Calls Atlassian on behalf of one user. The token comes from AccessTokenService, so it is refreshed first when
+ * needed, under the refresh rules (one refresh per connection at a time, rotation never lost).
+ *
+ * A 401 is answered by one retry with a token refreshed now: Atlassian revokes an old access token when the reuse
+ * leeway after its rotation ends, so a token can die before its `exp`. A 429 or an outage is not waited out here:
+ * the caller gets 503 with Atlassian's Retry-After at once, because holding requests open while Atlassian sheds load
+ * only piles more of them up; the caller's own retry after that delay is the backoff.
+ */
+@Injectable()
+export class AtlassianApi {
+  constructor(
+    private readonly tokens: AccessTokenService,
+    private readonly client: AtlassianClient,
+    private readonly clock: Clock,
+  ) {}
+
+  /** The user's sites, merged by id. */
+  accessibleResources(userId: string): Promise<AccessibleResource[]> {
+    return this.withToken(userId, (token) => this.client.accessibleResources(token), {});
+  }
+
+  /** GET a product REST path on one of the user's sites, e.g. ('jira', cloudId, '/rest/api/3/myself'); Atlassian's JSON as it came. */
+  productGet(userId: string, product: AtlassianProduct, cloudId: string, path: string): Promise<unknown> {
+    return this.withToken(userId, (token) => this.client.productGet(token, product, cloudId, path), { cloudId });
+  }
+
+  private async withToken<T>(userId: string, call: (accessToken: string) => Promise<T>, target: Target): Promise<T> {
+    const first = await this.tokens.accessToken(userId, MIN_VALIDITY_SECONDS);
+    try {
+      return await call(first.accessToken);
+    } catch (error) {
+      if (!(error instanceof AtlassianError && error.kind === 'token_rejected')) throw apiError(error, target);
+    }
+    // Asking for more validity than the rejected token has left makes AccessTokenService refresh it, unless a newer
+    // token was stored meanwhile (another request already refreshed): then that one is used as it is.
+    const fresh = await this.tokens.accessToken(userId, this.secondsUntil(first.expiresAt) + 1);
+    if (fresh.accessToken === first.accessToken) {
+      throw new DomainError(
+        'atlassian_unavailable',
+        'Atlassian refused the access token and could not issue a new one right now; try again shortly.',
+        { 'Retry-After': String(DEFAULT_RETRY_AFTER_SECONDS) },
+      );
+    }
+    try {
+      return await call(fresh.accessToken);
+    } catch (error) {
+      throw apiError(error, target);
+    }
+  }
+
+  private secondsUntil(iso: string): number {
+    return Math.max(0, Math.ceil((new Date(iso).getTime() - this.clock.now().getTime()) / 1000));
+  }
+}
+
+interface Target {
+  readonly cloudId?: string;
+}
+
+/** Atlassian's answer as the API's error: transient ones with a Retry-After, the rest saying what the caller can do. */
+function apiError(error: unknown, target: Target): unknown {
+  if (!(error instanceof AtlassianError)) return error;
+  switch (error.kind) {
+    case 'rate_limited':
+      return new DomainError('atlassian_unavailable', 'Atlassian is rate limiting this app; retry after the delay in Retry-After.', retryAfter(error));
+    case 'unavailable':
+    case 'timeout':
+    case 'network':
+      return new DomainError('atlassian_unavailable', `Atlassian is failing right now (${error.kind}); retry after the delay in Retry-After.`, retryAfter(error));
+    case 'token_rejected':
+    case 'forbidden':
+      return new DomainError(
+        'atlassian_forbidden',
+        "Atlassian refused this call for this user: the app's scopes or the user's access to the product do not cover it.",
+      );
+    case 'not_found':
+      if (target.cloudId !== undefined) {
+        return new DomainError(
+          'site_not_found',
+          `Atlassian does not know site ${target.cloudId} for this user (any more); GET accessible-resources?refresh=true re-reads the user's sites.`,
+        );
+      }
+      return new DomainError('atlassian_error', 'Atlassian answered 404 for a call that should always exist.');
+    default:
+      return new DomainError('atlassian_error', `Atlassian answered something unexpected (${error.details.status ?? error.kind}).`);
+  }
+}
+
+function retryAfter(error: AtlassianError): Record<string, string> {
+  const ms = error.details.retryAfterMs;
+  const seconds = ms === undefined ? DEFAULT_RETRY_AFTER_SECONDS : Math.max(1, Math.ceil(ms / 1000));
+  return { 'Retry-After': String(seconds) };
+}
