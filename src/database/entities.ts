@@ -1,3 +1,4 @@
+import { AccessibleResourceChangeEntity } from '../connections/accessible-resource-change.entity.js';
 import { AccessibleResourceEntity } from '../connections/accessible-resource.entity.js';
 import { ConnectionEntity } from '../connections/connection.entity.js';
 import { ConnectTicketEntity } from '../oauth/connect-ticket.entity.js';
@@ -7,6 +8,7 @@ import { WebhookEventEntity } from '../webhooks/webhook-event.entity.js';
 export const ENTITIES = [
   ConnectionEntity,
   AccessibleResourceEntity,
+  AccessibleResourceChangeEntity,
   ConnectTicketEntity,
   OAuthStateEntity,
   WebhookEventEntity,
