@@ -1,9 +1,15 @@
 import { Module } from '@nestjs/common';
+import { AtlassianApiModule } from '../atlassian/atlassian-api.module.js';
+import { AccessibleResourcesService } from './accessible-resources.service.js';
+import { ConnectionsController } from './connections.controller.js';
 import { ConnectionsRepository } from './connections.repository.js';
 import { ConnectionsService } from './connections.service.js';
+import { UserConnectionsService } from './user-connections.service.js';
 
 @Module({
-  providers: [ConnectionsRepository, ConnectionsService],
-  exports: [ConnectionsService],
+  imports: [AtlassianApiModule],
+  controllers: [ConnectionsController],
+  providers: [ConnectionsRepository, ConnectionsService, UserConnectionsService, AccessibleResourcesService],
+  exports: [ConnectionsService, AccessibleResourcesService],
 })
 export class ConnectionsModule {}

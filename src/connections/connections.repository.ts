@@ -2,6 +2,8 @@ import { Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import type { AccessibleResource } from '../atlassian/atlassian.types.js';
 import type { SealedValue } from '../crypto/token-cipher.js';
+import type { ResourceChange } from './accessible-resource-change.entity.js';
+import type { ConnectionStatus } from './connection.entity.js';
 
 /** Everything a fresh consent sets on a connection; the tokens are already sealed for its row. */
 export interface ConnectedValues {
@@ -15,9 +17,50 @@ export interface ConnectedValues {
   readonly now: Date;
 }
 
+/** What the API shows of a connection: never a token. */
+export interface ConnectionSummary {
+  readonly userId: string;
+  readonly status: ConnectionStatus;
+  readonly atlassianAccountId: string;
+  readonly scopes: string[];
+  readonly accessTokenExpiresAt: Date | null;
+  readonly lastRefreshedAt: Date | null;
+  readonly lastError: string | null;
+}
+
+export interface ConnectionPageRequest {
+  readonly status?: ConnectionStatus;
+  /** Keyset position: only users after this one (in user_id order). */
+  readonly afterUserId?: string;
+  readonly limit: number;
+}
+
+/** A connection's stored sites, in the API's shape, and when they were read from Atlassian. */
+export interface StoredResources {
+  readonly status: ConnectionStatus;
+  readonly fetchedAt: Date | null;
+  readonly resources: { id: string; url: string; name: string; scopes: string[]; avatarUrl: string | null }[];
+}
+
+/** A connection locked for replacing its sites: which sites it has now. */
+export interface LockedResources {
+  readonly connectionId: string;
+  readonly fetchedAt: Date | null;
+  readonly cloudIds: string[];
+}
+
+export interface SiteAccess {
+  readonly status: ConnectionStatus;
+  readonly hasSite: boolean;
+}
+
+const SUMMARY_COLUMNS = `user_id AS "userId", status, atlassian_account_id AS "atlassianAccountId", scopes,
+  access_token_expires_at AS "accessTokenExpiresAt", last_refreshed_at AS "lastRefreshedAt", last_error AS "lastError"`;
+
 /**
- * The connect side of the connections table (the refresh daemon has its own repository on it). Every method takes
- * the EntityManager of the caller's transaction: a consent is stored, with its sites and its webhook, all at once.
+ * The connections table and its sites, apart from refreshing (the refresh daemon has its own repository on them).
+ * Every method takes an EntityManager: the caller's transaction (a consent is stored, with its sites and its webhook,
+ * all at once), or the data source's manager for a single read.
  */
 @Injectable()
 export class ConnectionsRepository {
@@ -107,5 +150,92 @@ export class ConnectionsRepository {
         now,
       ],
     );
+  }
+
+  async findSummary(manager: EntityManager, userId: string): Promise<ConnectionSummary | undefined> {
+    const rows: ConnectionSummary[] = await manager.query(`SELECT ${SUMMARY_COLUMNS} FROM connections WHERE user_id = $1`, [userId]);
+    return rows[0];
+  }
+
+  /**
+   * One page in user_id order after `afterUserId`, walking an index (connections_status_user_id_idx with a status,
+   * the user_id key without), so a page costs the same wherever it starts. Asks for one row more than `limit`, which
+   * tells the caller whether another page follows.
+   */
+  async findPage(manager: EntityManager, page: ConnectionPageRequest): Promise<ConnectionSummary[]> {
+    const after = page.afterUserId ?? '';
+    if (page.status === undefined) {
+      return manager.query(`SELECT ${SUMMARY_COLUMNS} FROM connections WHERE user_id > $1 ORDER BY user_id LIMIT $2`, [after, page.limit + 1]);
+    }
+    return manager.query(`SELECT ${SUMMARY_COLUMNS} FROM connections WHERE status = $1 AND user_id > $2 ORDER BY user_id LIMIT $3`, [
+      page.status,
+      after,
+      page.limit + 1,
+    ]);
+  }
+
+  /**
+   * Deletes the user's connection; its sites and their history go with it (ON DELETE CASCADE). Wrapped in a SELECT
+   * because TypeORM answers a bare DELETE differently on `pg` and on embedded PGlite.
+   */
+  async deleteByUserId(manager: EntityManager, userId: string): Promise<{ atlassianAccountId: string } | undefined> {
+    const rows: { atlassianAccountId: string }[] = await manager.query(
+      `WITH deleted AS (DELETE FROM connections WHERE user_id = $1 RETURNING atlassian_account_id)
+       SELECT atlassian_account_id AS "atlassianAccountId" FROM deleted`,
+      [userId],
+    );
+    return rows[0];
+  }
+
+  /** The connection's status and its sites in one statement: this is the API's most frequent read. */
+  async findResources(manager: EntityManager, userId: string): Promise<StoredResources | undefined> {
+    const rows: StoredResources[] = await manager.query(
+      `SELECT c.status, c.resources_fetched_at AS "fetchedAt",
+         coalesce((SELECT json_agg(json_build_object('id', r.cloud_id, 'url', r.url, 'name', r.name, 'scopes', r.scopes, 'avatarUrl', r.avatar_url)
+                                   ORDER BY r.name, r.cloud_id)
+                   FROM accessible_resources r WHERE r.connection_id = c.id), '[]'::json) AS resources
+       FROM connections c WHERE c.user_id = $1`,
+      [userId],
+    );
+    return rows[0];
+  }
+
+  /** Locks the user's connection until the transaction ends, so two re-reads of its sites are stored one after the other. */
+  async lockResources(manager: EntityManager, userId: string): Promise<LockedResources | undefined> {
+    const rows: LockedResources[] = await manager.query(
+      `SELECT c.id AS "connectionId", c.resources_fetched_at AS "fetchedAt",
+         ARRAY(SELECT r.cloud_id FROM accessible_resources r WHERE r.connection_id = c.id) AS "cloudIds"
+       FROM connections c WHERE c.user_id = $1 FOR UPDATE`,
+      [userId],
+    );
+    return rows[0];
+  }
+
+  async markResourcesFetched(manager: EntityManager, connectionId: string, at: Date): Promise<void> {
+    await manager.query(`UPDATE connections SET resources_fetched_at = $2, updated_at = $2 WHERE id = $1`, [connectionId, at]);
+  }
+
+  async recordResourceChanges(
+    manager: EntityManager,
+    connectionId: string,
+    changes: readonly { cloudId: string; change: ResourceChange }[],
+    at: Date,
+  ): Promise<void> {
+    if (changes.length === 0) return;
+    await manager.query(
+      `INSERT INTO accessible_resource_changes (connection_id, cloud_id, change, at)
+       SELECT $1, c.cloud_id, c.change, $4 FROM unnest($2::text[], $3::text[]) AS c(cloud_id, change)`,
+      [connectionId, changes.map((c) => c.cloudId), changes.map((c) => c.change), at],
+    );
+  }
+
+  /** Whether the user's connection lists this site, and its status. */
+  async findSiteAccess(manager: EntityManager, userId: string, cloudId: string): Promise<SiteAccess | undefined> {
+    const rows: SiteAccess[] = await manager.query(
+      `SELECT c.status, EXISTS (SELECT 1 FROM accessible_resources r WHERE r.connection_id = c.id AND r.cloud_id = $2) AS "hasSite"
+       FROM connections c WHERE c.user_id = $1`,
+      [userId, cloudId],
+    );
+    return rows[0];
   }
 }

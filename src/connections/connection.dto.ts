@@ -1,0 +1,64 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Type } from 'class-transformer';
+import { IsIn, IsInt, IsOptional, IsString, Max, MaxLength, Min } from 'class-validator';
+import type { ConnectionStatus } from './connection.entity.js';
+
+export const CONNECTION_STATUSES: readonly ConnectionStatus[] = ['active', 'refresh_failing', 'reauth_required'];
+export const DEFAULT_PAGE_SIZE = 100;
+export const MAX_PAGE_SIZE = 500;
+
+export class ConnectionDto {
+  @ApiProperty({ description: "The SaaS backend's own id for the user.", example: 'user-42' })
+  userId: string;
+
+  @ApiProperty({
+    enum: CONNECTION_STATUSES,
+    description:
+      '`active`; `refresh_failing`: Atlassian fails transiently, the service keeps retrying; `reauth_required`: the user must connect again.',
+  })
+  status: ConnectionStatus;
+
+  @ApiProperty({ description: "The Atlassian account's id.", example: '712020:5b10ac8d-82e0-4f2f-9a08-e2e8c1a6f1a3' })
+  atlassianAccountId: string;
+
+  @ApiProperty({ type: [String], description: 'The scopes Atlassian granted.', example: ['read:jira-work', 'offline_access', 'read:me'] })
+  scopes: string[];
+
+  @ApiProperty({ type: String, format: 'date-time', nullable: true, description: 'When the stored access token expires; null without one.' })
+  accessTokenExpiresAt: string | null;
+
+  @ApiProperty({ type: String, format: 'date-time', nullable: true, description: 'When the tokens were last issued (consent or refresh).' })
+  lastRefreshedAt: string | null;
+
+  @ApiProperty({ type: String, nullable: true, description: 'The last refresh failure, as a sentence; null when none was recorded.' })
+  lastError: string | null;
+}
+
+export class ConnectionPageDto {
+  @ApiProperty({ type: [ConnectionDto] })
+  items: ConnectionDto[];
+
+  @ApiProperty({ type: String, nullable: true, description: 'Pass as `cursor` for the next page; null on the last page.' })
+  nextCursor: string | null;
+}
+
+export class ListConnectionsQueryDto {
+  @ApiPropertyOptional({ enum: CONNECTION_STATUSES, description: 'Only connections in this status.' })
+  @IsOptional()
+  @IsIn(CONNECTION_STATUSES)
+  status?: ConnectionStatus;
+
+  @ApiPropertyOptional({ minimum: 1, maximum: MAX_PAGE_SIZE, default: DEFAULT_PAGE_SIZE })
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(1)
+  @Max(MAX_PAGE_SIZE)
+  limit?: number;
+
+  @ApiPropertyOptional({ description: "The previous page's `nextCursor`, with the same `status`." })
+  @IsOptional()
+  @IsString()
+  @MaxLength(1024)
+  cursor?: string;
+}

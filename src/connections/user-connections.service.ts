@@ -1,0 +1,79 @@
+import { Injectable } from '@nestjs/common';
+import { DataSource } from 'typeorm';
+import { Clock } from '../common/clock.js';
+import { ConnectionNotFoundError } from '../common/errors.js';
+import { OutboxRepository } from '../webhooks/outbox.repository.js';
+import type { ConnectionDto, ConnectionPageDto, ListConnectionsQueryDto } from './connection.dto.js';
+import { DEFAULT_PAGE_SIZE } from './connection.dto.js';
+import { decodeCursor, encodeCursor } from './connections-cursor.js';
+import { type ConnectionSummary, ConnectionsRepository } from './connections.repository.js';
+
+/** What the API tells and does about users' connections: describe one, page through all, forget one. */
+@Injectable()
+export class UserConnectionsService {
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly connections: ConnectionsRepository,
+    private readonly outbox: OutboxRepository,
+    private readonly clock: Clock,
+  ) {}
+
+  async describe(userId: string): Promise<ConnectionDto> {
+    const summary = await this.connections.findSummary(this.dataSource.manager, userId);
+    if (!summary) throw new ConnectionNotFoundError(userId);
+    return toConnectionDto(summary);
+  }
+
+  /**
+   * Keyset pagination on user_id: each page starts after the last user of the previous one, so rows inserted or
+   * deleted meanwhile never make a page skip or repeat a user that was there all along.
+   */
+  async list(query: ListConnectionsQueryDto): Promise<ConnectionPageDto> {
+    const status = query.status ?? null;
+    const limit = query.limit ?? DEFAULT_PAGE_SIZE;
+    const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor, status).afterUserId;
+    const rows = await this.connections.findPage(this.dataSource.manager, { status: query.status, afterUserId: after, limit });
+    const items = rows.slice(0, limit);
+    const more = rows.length > limit;
+    return {
+      items: items.map(toConnectionDto),
+      nextCursor: more ? encodeCursor({ afterUserId: items[items.length - 1].userId, status }) : null,
+    };
+  }
+
+  /**
+   * Forgets the connection: tokens, sites and their history are deleted with the row, and `connection.deleted` is
+   * queued in the same transaction. A refresh in flight for it fails its compare-and-swap and writes nothing.
+   * The grant at Atlassian stays until the user removes the app there: 3LO offers no revocation call.
+   */
+  forget(userId: string): Promise<void> {
+    const now = this.clock.now();
+    return this.dataSource.transaction(async (manager) => {
+      const deleted = await this.connections.deleteByUserId(manager, userId);
+      if (!deleted) throw new ConnectionNotFoundError(userId);
+      await this.outbox.enqueue(manager, { type: 'connection.deleted', userId, data: { atlassianAccountId: deleted.atlassianAccountId } }, now);
+    });
+  }
+}
+
+function toConnectionDto(summary: ConnectionSummary): ConnectionDto {
+  return {
+    userId: summary.userId,
+    status: summary.status,
+    atlassianAccountId: summary.atlassianAccountId,
+    scopes: summary.scopes,
+    accessTokenExpiresAt: summary.accessTokenExpiresAt?.toISOString() ?? null,
+    lastRefreshedAt: summary.lastRefreshedAt?.toISOString() ?? null,
+    lastError: summary.lastError === null ? null : asSentence(summary.lastError),
+  };
+}
+
+/**
+ * The refresh job stores failures as `<ErrorName>: <message>` (never with a token in them); callers get the message
+ * as a sentence, without the class name that means nothing to them.
+ */
+function asSentence(stored: string): string {
+  const message = stored.replace(/^[A-Za-z]*Error: /, '').trim();
+  const capitalised = message.charAt(0).toUpperCase() + message.slice(1);
+  return /[.!?]$/.test(capitalised) ? capitalised : `${capitalised}.`;
+}

@@ -1,0 +1,121 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import type { AccessibleResource } from '../../../src/atlassian/atlassian.types.js';
+import type { Clock } from '../../../src/common/clock.js';
+import { loadConfig } from '../../../src/config/app-config.js';
+import { ConnectionsRepository } from '../../../src/connections/connections.repository.js';
+import { ConnectionsService } from '../../../src/connections/connections.service.js';
+import { TokenCipher } from '../../../src/crypto/token-cipher.js';
+import { OutboxRepository } from '../../../src/webhooks/outbox.repository.js';
+import { drivers, openMigratedDatabase, type OpenedDatabase } from '../../utils/database.js';
+
+const T0 = new Date('2026-03-02T09:00:00.000Z');
+
+function site(id: string, name: string, scopes = ['read:jira-work']): AccessibleResource {
+  return { id, name, url: `https://${name}.atlassian.net`, scopes, avatarUrl: null };
+}
+
+describe.each(drivers)('ConnectionsRepository reads and deletes on %s', (driver) => {
+  let db: OpenedDatabase;
+  const repository = new ConnectionsRepository();
+  const clock: Clock = { now: () => T0 };
+
+  beforeAll(async () => {
+    db = await openMigratedDatabase(driver);
+  });
+  afterAll(() => db?.close());
+  beforeEach(() => db.dataSource.query(`TRUNCATE connections, webhook_outbox CASCADE`));
+
+  async function connect(userId: string, resources: AccessibleResource[] = []): Promise<string> {
+    const config = loadConfig({ TOKEN_ENCRYPTION_KEYS: `k1:${randomBytes(32).toString('base64')}` });
+    const service = new ConnectionsService(db.dataSource, repository, new OutboxRepository(), new TokenCipher(config), clock, config);
+    const stored = await service.storeConnected({
+      userId,
+      atlassianAccountId: `712020:${userId}`,
+      accessToken: 'at',
+      refreshToken: 'rt',
+      expiresInSeconds: 3600,
+      scopes: ['read:jira-work', 'offline_access'],
+      resources,
+    });
+    return stored.id;
+  }
+
+  it('finds a summary without any token column, and nothing for an unknown user', async () => {
+    await connect('u-1');
+    expect(await repository.findSummary(db.dataSource.manager, 'u-1')).toEqual({
+      userId: 'u-1',
+      status: 'active',
+      atlassianAccountId: '712020:u-1',
+      scopes: ['read:jira-work', 'offline_access'],
+      accessTokenExpiresAt: new Date(T0.getTime() + 3_600_000),
+      lastRefreshedAt: T0,
+      lastError: null,
+    });
+    expect(await repository.findSummary(db.dataSource.manager, 'nobody')).toBeUndefined();
+  });
+
+  it('pages in user_id order after a position, one row beyond the limit, with or without a status', async () => {
+    for (const userId of ['d', 'a', 'c', 'b', 'e']) await connect(userId);
+    await db.dataSource.query(`UPDATE connections SET status = 'refresh_failing' WHERE user_id IN ('b', 'd', 'e')`);
+    const ids = async (page: Parameters<ConnectionsRepository['findPage']>[1]) =>
+      (await repository.findPage(db.dataSource.manager, page)).map((row) => row.userId);
+    expect(await ids({ limit: 2 })).toEqual(['a', 'b', 'c']);
+    expect(await ids({ limit: 2, afterUserId: 'c' })).toEqual(['d', 'e']);
+    expect(await ids({ limit: 2, status: 'refresh_failing' })).toEqual(['b', 'd', 'e']);
+    expect(await ids({ limit: 2, status: 'refresh_failing', afterUserId: 'b' })).toEqual(['d', 'e']);
+    expect(await ids({ limit: 5, status: 'reauth_required' })).toEqual([]);
+  });
+
+  it('reads the stored sites as the API shows them, merged and ordered by name', async () => {
+    await connect('sites-user', [site('c-2', 'umbrella'), site('c-1', 'acme', ['read:jira-work', 'read:confluence-content.all'])]);
+    await connect('no-sites');
+    expect(await repository.findResources(db.dataSource.manager, 'sites-user')).toEqual({
+      status: 'active',
+      fetchedAt: T0,
+      resources: [
+        { id: 'c-1', url: 'https://acme.atlassian.net', name: 'acme', scopes: ['read:jira-work', 'read:confluence-content.all'], avatarUrl: null },
+        { id: 'c-2', url: 'https://umbrella.atlassian.net', name: 'umbrella', scopes: ['read:jira-work'], avatarUrl: null },
+      ],
+    });
+    expect((await repository.findResources(db.dataSource.manager, 'no-sites'))?.resources).toEqual([]);
+    expect(await repository.findResources(db.dataSource.manager, 'nobody')).toBeUndefined();
+  });
+
+  it('replaces the sites under the lock, keeps their history and the time they were read', async () => {
+    const id = await connect('changing', [site('c-1', 'acme'), site('c-2', 'umbrella')]);
+    const later = new Date(T0.getTime() + 60_000);
+    await db.dataSource.transaction(async (manager) => {
+      const locked = await repository.lockResources(manager, 'changing');
+      expect({ ...locked, cloudIds: [...locked!.cloudIds].sort() }).toEqual({ connectionId: id, fetchedAt: T0, cloudIds: ['c-1', 'c-2'] });
+      await repository.replaceResources(manager, id, [site('c-2', 'umbrella'), site('c-3', 'initech')], later);
+      await repository.recordResourceChanges(manager, id, [{ cloudId: 'c-3', change: 'added' }, { cloudId: 'c-1', change: 'removed' }], later);
+      await repository.recordResourceChanges(manager, id, [], later);
+      await repository.markResourcesFetched(manager, id, later);
+    });
+    const stored = await repository.findResources(db.dataSource.manager, 'changing');
+    expect(stored?.fetchedAt).toEqual(later);
+    expect(stored?.resources.map((r) => r.id)).toEqual(['c-3', 'c-2']);
+    expect(await db.dataSource.query(`SELECT cloud_id, change, at FROM accessible_resource_changes ORDER BY cloud_id`)).toEqual([
+      { cloud_id: 'c-1', change: 'removed', at: later },
+      { cloud_id: 'c-3', change: 'added', at: later },
+    ]);
+  });
+
+  it('tells whether a site is one of the user’s', async () => {
+    await connect('owner', [site('c-1', 'acme')]);
+    expect(await repository.findSiteAccess(db.dataSource.manager, 'owner', 'c-1')).toEqual({ status: 'active', hasSite: true });
+    expect(await repository.findSiteAccess(db.dataSource.manager, 'owner', 'c-9')).toEqual({ status: 'active', hasSite: false });
+    expect(await repository.findSiteAccess(db.dataSource.manager, 'nobody', 'c-1')).toBeUndefined();
+  });
+
+  it('deletes a connection with its sites and their history, answering its account', async () => {
+    const id = await connect('leaving', [site('c-1', 'acme')]);
+    await repository.recordResourceChanges(db.dataSource.manager, id, [{ cloudId: 'c-1', change: 'added' }], T0);
+    expect(await repository.deleteByUserId(db.dataSource.manager, 'leaving')).toEqual({ atlassianAccountId: '712020:leaving' });
+    for (const table of ['connections', 'accessible_resources', 'accessible_resource_changes']) {
+      expect(await db.dataSource.query(`SELECT count(*)::int AS n FROM ${table}`)).toEqual([{ n: 0 }]);
+    }
+    expect(await repository.deleteByUserId(db.dataSource.manager, 'leaving')).toBeUndefined();
+  });
+});

@@ -1,0 +1,27 @@
+import { TEST_API_KEY, type TestApp } from './app.js';
+
+export interface ApiCall {
+  /** The API key to send; null sends no Authorization header. Default: the test app's key. */
+  readonly key?: string | null;
+  readonly body?: unknown;
+}
+
+/** One request to the service's API, as the SaaS backend makes it. */
+export function callApi(app: TestApp, method: string, path: string, call: ApiCall = {}): Promise<Response> {
+  const key = call.key === undefined ? TEST_API_KEY : call.key;
+  const headers: Record<string, string> = {};
+  if (key !== null) headers.Authorization = `Bearer ${key}`;
+  if (call.body !== undefined) headers['Content-Type'] = 'application/json';
+  return fetch(`${app.baseUrl}${path}`, { method, headers, body: call.body === undefined ? undefined : JSON.stringify(call.body) });
+}
+
+/** The error code of an error answer, with its status: `[404, 'connection_not_found']`. */
+export async function errorOf(response: Response): Promise<[number, string]> {
+  const body = (await response.json()) as { error?: { code?: string; message?: unknown } };
+  if (typeof body.error?.message !== 'string' || body.error.message.length === 0) throw new Error(`Not an error body: ${JSON.stringify(body)}`);
+  return [response.status, body.error.code ?? ''];
+}
+
+export function userPath(userId: string, rest: string): string {
+  return `/v1/users/${encodeURIComponent(userId)}${rest}`;
+}
