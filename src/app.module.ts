@@ -11,6 +11,7 @@ import { MetricsModule } from './metrics/metrics.module.js';
 import { OAuthModule } from './oauth/oauth.module.js';
 import { RefreshModule } from './refresh/refresh.module.js';
 import { SandboxModule } from './sandbox/sandbox.module.js';
+import { SitesModule } from './sites/sites.module.js';
 import { WebhooksModule } from './webhooks/webhooks.module.js';
 
 @Module({})
@@ -31,6 +32,7 @@ export class AppModule {
         OAuthModule,
         MetricsModule,
         RefreshModule,
+        SitesModule,
         ...sandboxModules(options),
       ],
     };
