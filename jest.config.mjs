@@ -1,6 +1,7 @@
 /** Jest runs the TypeScript sources as ES modules (NestJS 12 ships ES modules only). */
 const base = {
   testEnvironment: 'node',
+  setupFiles: ['<rootDir>/test/setup/load-cjs-nest-packages.mjs'],
   // Suites that boot the app or the embedded database need seconds on a busy 2-core machine; a hung test still fails.
   testTimeout: 30_000,
   extensionsToTreatAsEsm: ['.ts'],

@@ -1,5 +1,6 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { ScheduleModule } from '@nestjs/schedule';
+import { RateLimitModule } from './api/rate-limit.module.js';
 import { AtlassianModule } from './atlassian/atlassian.module.js';
 import { ConnectionsModule } from './connections/connections.module.js';
 import { CryptoModule } from './crypto/crypto.module.js';
@@ -33,6 +34,7 @@ export class AppModule {
         MetricsModule,
         RefreshModule,
         SitesModule,
+        RateLimitModule,
         ...sandboxModules(options),
       ],
     };

@@ -37,6 +37,8 @@ export class AppConfig {
   };
   readonly apiKeys: readonly string[];
   readonly apiKeysDefaulted: boolean;
+  /** Requests per minute each API key may make to /v1 (per replica). */
+  readonly apiRateLimitPerMinute: number;
   readonly encryption: { readonly keys: readonly EncryptionKey[]; readonly generatedDevKey: boolean };
   readonly refresh: { readonly leadSeconds: number; readonly intervalSeconds: number; readonly concurrency: number };
   readonly webhook: { readonly url?: string; readonly secret?: string };
@@ -139,6 +141,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: LoadConfigOptions = 
     },
     apiKeys,
     apiKeysDefaulted: apiKeysRaw === undefined,
+    apiRateLimitPerMinute: read.integer('API_RATE_LIMIT_PER_MINUTE', 600, 1, 1_000_000_000),
     refresh: {
       leadSeconds: read.integer('REFRESH_LEAD_SECONDS', 600, 0, 3000),
       intervalSeconds: read.integer('REFRESH_INTERVAL_SECONDS', 15, 1, 3600),
