@@ -7,6 +7,7 @@ import cookieParser from 'cookie-parser';
 import type { Request } from 'express';
 import helmet from 'helmet';
 import { Logger } from 'nestjs-pino';
+import { setupApiDocs } from './api/api-docs.js';
 import { AppModule } from './app.module.js';
 import { ApiErrorFilter } from './common/error.filter.js';
 import type { CoreOptions } from './config/config.module.js';
@@ -27,6 +28,7 @@ export async function createApp(options: CoreOptions): Promise<INestApplication>
   app.use(cookieParser());
   app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }));
   app.useGlobalFilters(new ApiRoutesErrorFilter(app.getHttpAdapter()));
+  setupApiDocs(app);
   explainRefusedRequests(app.getHttpServer() as Server);
   return app;
 }

@@ -1,5 +1,6 @@
 import { Controller, Param, Post, UseGuards } from '@nestjs/common';
 import { ApiBearerAuth, ApiCreatedResponse, ApiProperty, ApiTags } from '@nestjs/swagger';
+import { ApiErrors } from '../api/api-errors.docs.js';
 import { ApiKeyGuard } from '../api/api-key.guard.js';
 import { UserIdPipe } from '../api/user-id.pipe.js';
 import { ConnectTicketsService } from './connect-tickets.service.js';
@@ -21,6 +22,7 @@ export class ConnectController {
 
   @Post('connect')
   @ApiCreatedResponse({ type: ConnectLinkDto, description: 'A single-use link that starts the Atlassian consent for this user.' })
+  @ApiErrors('invalid_request')
   connect(@Param('userId', UserIdPipe) userId: string): Promise<ConnectLinkDto> {
     return this.tickets.mint(userId);
   }

@@ -1,5 +1,6 @@
 import { Body, Controller, HttpCode, Param, Post, UseFilters, UseGuards, ValidationPipe } from '@nestjs/common';
 import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiErrors } from '../api/api-errors.docs.js';
 import { ApiKeyGuard } from '../api/api-key.guard.js';
 import { UserIdPipe } from '../api/user-id.pipe.js';
 import { ApiErrorFilter } from '../common/error.filter.js';
@@ -20,6 +21,7 @@ export class AccessTokenController {
   @HttpCode(200)
   @ApiOperation({ summary: 'A valid access token for the user, refreshed on demand if needed' })
   @ApiOkResponse({ type: AccessTokenResponseDto })
+  @ApiErrors('invalid_request', 'connection_not_found', 'reauth_required', 'atlassian_unavailable', 'configuration_error')
   issue(@Param('userId', UserIdPipe) userId: string, @Body(BODY_VALIDATION) body: AccessTokenRequestDto): Promise<AccessTokenResponseDto> {
     return this.tokens.accessToken(userId, body.minValiditySeconds ?? DEFAULT_MIN_VALIDITY_SECONDS);
   }
