@@ -19,11 +19,11 @@ describePostgres('POST /v1/users/{userId}/access-token', () => {
     app = await startTestApp({ clock, env: { ATLASSIAN_AUTH_URL: sandbox.url } });
     dataSource = app.app.get(DataSource);
     cipher = app.app.get(TokenCipher);
-  });
+  }, 30_000);
   afterAll(async () => {
     await app?.close();
     await sandbox?.close();
-  });
+  }, 30_000);
   beforeEach(() => {
     sandbox.idp.reset();
   });

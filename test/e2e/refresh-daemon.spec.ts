@@ -31,7 +31,7 @@ describePostgres('the refresh job in the running service', () => {
     await app?.close();
     app = undefined;
     await sandbox?.close();
-  });
+  }, 30_000);
 
   async function start(env: Record<string, string> = {}, databaseUrl?: string): Promise<TestApp> {
     sandbox = await new SandboxTokenEndpoint(clock).start();
@@ -82,7 +82,7 @@ describePostgres('the refresh job in the running service', () => {
     expect(metrics).not.toContain('scheduled-user');
     expect(metrics).not.toContain(id);
     expect(metrics).not.toContain(accessToken);
-  });
+  }, 30_000);
 
   it('with a wrong client secret: nobody marked, refreshing paused, and readiness says why', async () => {
     const service = await start({ ATLASSIAN_CLIENT_ID: 'sandbox-client-id', ATLASSIAN_CLIENT_SECRET: 'wrong-secret' });
@@ -102,13 +102,13 @@ describePostgres('the refresh job in the running service', () => {
     const calls = sandbox.idp.stats().tokenCalls.refresh_token;
     await new Promise((resolve) => setTimeout(resolve, 2_500));
     expect(sandbox.idp.stats().tokenCalls.refresh_token).toBe(calls);
-  });
+  }, 30_000);
 
   describe('shutdown', () => {
     let database: TestDatabase;
     beforeAll(async () => {
       database = await createTestDatabase();
-    });
+    }, 30_000);
     afterAll(async () => {
       await database?.drop();
     });
@@ -131,6 +131,6 @@ describePostgres('the refresh job in the running service', () => {
         await client.end();
       }
       expect(sandbox.idp.stats()).toMatchObject({ refreshes: 1, refreshesInFlight: 0 });
-    });
+    }, 30_000);
   });
 });

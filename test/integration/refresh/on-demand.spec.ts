@@ -44,10 +44,10 @@ describePostgres('on-demand access tokens', () => {
 
   beforeAll(async () => {
     db = await openMigratedDatabase('postgres');
-  });
+  }, 30_000);
   afterAll(async () => {
     await db?.close();
-  });
+  }, 30_000);
   beforeEach(async () => {
     await truncate(db.dataSource);
     clock = new ManualClock();

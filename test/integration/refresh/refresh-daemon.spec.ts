@@ -22,10 +22,10 @@ describePostgres('the refresh daemon', () => {
 
   beforeAll(async () => {
     db = await openMigratedDatabase('postgres');
-  });
+  }, 30_000);
   afterAll(async () => {
     await db?.close();
-  });
+  }, 30_000);
 
   beforeEach(async () => {
     await truncate(db.dataSource);
@@ -247,7 +247,7 @@ describePostgres('the refresh daemon', () => {
       expect(await readConnection(db.dataSource, stack.cipher, ids[3])).toEqual(before[3]);
       expect(await replica.service.runDueRefreshes()).toMatchObject({ skipped: 'stopping' });
       await replica.close();
-    });
+    }, 30_000);
   });
 
   describe('three replicas on one database', () => {
@@ -296,6 +296,6 @@ describePostgres('the refresh daemon', () => {
       } finally {
         await Promise.all(replicas.map((r) => r.close()));
       }
-    });
+    }, 60_000);
   });
 });

@@ -24,10 +24,10 @@ describe.each(drivers)('RefreshRepository on %s', (driver) => {
   beforeAll(async () => {
     db = await openMigratedDatabase(driver);
     repository = new RefreshRepository(db.dataSource, new OutboxRepository());
-  });
+  }, 30_000);
   afterAll(async () => {
     await db?.close();
-  });
+  }, 30_000);
   beforeEach(async () => {
     await truncate(db.dataSource);
     clock = new ManualClock();
