@@ -12,6 +12,7 @@ const base = {
 };
 
 export default {
+  testTimeout: base.testTimeout,
   globalSetup: '<rootDir>/test/setup/global-setup.mjs',
   globalTeardown: '<rootDir>/test/setup/global-teardown.mjs',
   projects: [
