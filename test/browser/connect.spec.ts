@@ -2,8 +2,8 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import type { Browser, Response } from 'playwright-core';
 import { SERVICE_NAME } from '../../src/oauth/connect-pages.js';
 import { accountIdFor } from '../../src/sandbox/sandbox.users.js';
-import { connectionRows, connectLink, sandboxControl, sandboxStats } from '../e2e/connect-browser.js';
-import { startTestApp, type TestApp } from '../utils/app.js';
+import { connectLink, sandboxControl, sandboxStats } from '../e2e/connect-browser.js';
+import { startTestApp, TEST_API_KEY, type TestApp } from '../utils/app.js';
 import { launchChromium, Visit } from './chromium.js';
 
 const CALLBACK_PATH = '/auth/atlassian/callback';
@@ -54,6 +54,13 @@ describe('a person connecting their Atlassian account in Chromium, against the s
     return response;
   }
 
+  /** What the SaaS backend then learns from `GET /v1/users/{userId}/connection`: the status, or the error code. */
+  async function connection(userId: string): Promise<{ status?: string; atlassianAccountId?: string; error?: string }> {
+    const response = await fetch(`${app.baseUrl}/v1/users/${userId}/connection`, { headers: { Authorization: `Bearer ${TEST_API_KEY}` } });
+    const body = (await response.json()) as { status?: string; atlassianAccountId?: string; error?: { code: string } };
+    return body.error ? { error: body.error.code } : { status: body.status, atlassianAccountId: body.atlassianAccountId };
+  }
+
   async function heading(person: Visit): Promise<string> {
     return person.page.getByRole('heading', { level: 1 }).innerText();
   }
@@ -90,8 +97,7 @@ describe('a person connecting their Atlassian account in Chromium, against the s
     expect(await person.leaks({ inHtml: true })).toEqual([]);
     await person.screenshot('2-connected');
 
-    const [row] = await connectionRows(app, 'accepting-user');
-    expect(row).toMatchObject({ status: 'active', atlassian_account_id: accountIdFor('alice') });
+    expect(await connection('accepting-user')).toEqual({ status: 'active', atlassianAccountId: accountIdFor('alice') });
   });
 
   it('denies and lands on a page that says the person declined and how to try again', async () => {
@@ -108,7 +114,7 @@ describe('a person connecting their Atlassian account in Chromium, against the s
     expect(await person.leaks({ inHtml: true })).toEqual([]);
     await person.screenshot('3-declined');
 
-    expect(await connectionRows(app, 'declining-user')).toEqual([]);
+    expect(await connection('declining-user')).toEqual({ error: 'connection_not_found' });
   });
 
   it('refuses a callback address opened again in another browser, and says why', async () => {
@@ -129,8 +135,7 @@ describe('a person connecting their Atlassian account in Chromium, against the s
     expect(await second.leaks({ inHtml: true })).toEqual([]);
     await second.screenshot('4-replayed');
 
-    const [row] = await connectionRows(app, 'replayed-user');
-    expect(row).toMatchObject({ status: 'active', atlassian_account_id: accountIdFor('bob'), version: 1 });
+    expect(await connection('replayed-user')).toEqual({ status: 'active', atlassianAccountId: accountIdFor('bob') });
     expect((await sandboxStats(app)).tokenCalls.authorization_code).toBe(1);
   });
 
@@ -161,6 +166,16 @@ describe('a person connecting their Atlassian account in Chromium, against the s
     expect(await person.leaks({ inHtml: true })).toEqual([]);
     await person.screenshot('5-code-rejected');
 
-    expect(await connectionRows(app, 'mangled-user')).toEqual([]);
+    expect(await connection('mangled-user')).toEqual({ error: 'connection_not_found' });
+  });
+
+  it('opens the API docs at /docs offline, at phone and desktop size', async () => {
+    const developer = await visit();
+    const response = await developer.page.goto(`${app.baseUrl}/docs`);
+
+    expect(response?.status()).toBe(200);
+    await developer.page.getByRole('heading', { name: /Atlassian token service/ }).waitFor();
+    await developer.page.getByText('/v1/users/{userId}/connect', { exact: true }).waitFor();
+    await developer.screenshot('6-api-docs');
   });
 });
