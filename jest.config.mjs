@@ -29,7 +29,7 @@ export default {
       roots: ['<rootDir>/test/e2e'],
       testMatch: ['**/*.spec.ts'],
     },
-    // Drives the system Chromium: only `npm run test:browser` selects it (`npm test` selects the three above).
+    // Drives the system Chromium: only `npm run test:browser` selects it; `npm test` ignores it.
     {
       ...base,
       displayName: 'browser',
