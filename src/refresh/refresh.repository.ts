@@ -200,7 +200,9 @@ export class RefreshRepository {
    * leases back and schedules the next refreshes, in one statement; with events, in one transaction with them (an
    * event is written only for a row that was stored). Answers the ids stored: a missing id lost its lease.
    */
-  async saveRefreshed(writes: readonly RefreshedWrite[]): Promise<Set<string>> {
+  async saveRefreshed(batch: readonly RefreshedWrite[]): Promise<Set<string>> {
+    // Rows are locked in id order, so this cannot deadlock with another writer of many rows that does the same.
+    const writes = [...batch].sort((a, b) => (a.claim.id < b.claim.id ? -1 : a.claim.id > b.claim.id ? 1 : 0));
     const params = [
       writes.map((w) => w.claim.id),
       writes.map((w) => w.claim.leaseId),

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, beforeEach, expect, it } from '@jest/globals';
 import { DataSource } from 'typeorm';
 import { TokenCipher } from '../../src/crypto/token-cipher.js';
 import { startTestApp, TEST_API_KEY, type TestApp } from '../utils/app.js';

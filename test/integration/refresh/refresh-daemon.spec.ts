@@ -1,5 +1,4 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
-import type { DataSource } from 'typeorm';
 import type { AppConfig } from '../../../src/config/app-config.js';
 import { REFRESH_POLICY } from '../../../src/refresh/refresh.policy.js';
 import type { RefreshRepository } from '../../../src/refresh/refresh.repository.js';
