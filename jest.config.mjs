@@ -11,7 +11,16 @@ const base = {
   },
 };
 
-export default {
+/** Drives the system Chromium, so it runs alone and only when asked for (`npm run test:browser` sets TEST_BROWSER=1). */
+const browser = {
+  ...base,
+  displayName: 'browser',
+  roots: ['<rootDir>/test/browser'],
+  testMatch: ['**/*.spec.ts'],
+  testTimeout: 60_000,
+};
+
+const config = {
   testTimeout: base.testTimeout,
   globalSetup: '<rootDir>/test/setup/global-setup.mjs',
   globalTeardown: '<rootDir>/test/setup/global-teardown.mjs',
@@ -29,13 +38,7 @@ export default {
       roots: ['<rootDir>/test/e2e'],
       testMatch: ['**/*.spec.ts'],
     },
-    // Drives the system Chromium: only `npm run test:browser` selects it; `npm test` ignores it.
-    {
-      ...base,
-      displayName: 'browser',
-      roots: ['<rootDir>/test/browser'],
-      testMatch: ['**/*.spec.ts'],
-      testTimeout: 60_000,
-    },
   ],
 };
+
+export default process.env.TEST_BROWSER === '1' ? { ...config, projects: [browser] } : config;
