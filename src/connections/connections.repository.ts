@@ -4,6 +4,7 @@ import type { AccessibleResource } from '../atlassian/atlassian.types.js';
 import type { SealedValue } from '../crypto/token-cipher.js';
 import type { ResourceChange } from './accessible-resource-change.entity.js';
 import type { ConnectionStatus } from './connection.entity.js';
+import { preparedRead } from './prepared-read.js';
 
 /** Everything a fresh consent sets on a connection; the tokens are already sealed for its row. */
 export interface ConnectedValues {
@@ -53,6 +54,13 @@ export interface SiteAccess {
   readonly status: ConnectionStatus;
   readonly hasSite: boolean;
 }
+
+const FIND_RESOURCES_SQL = `
+  SELECT c.status, c.resources_fetched_at AS "fetchedAt",
+    coalesce((SELECT json_agg(json_build_object('id', r.cloud_id, 'url', r.url, 'name', r.name, 'scopes', r.scopes, 'avatarUrl', r.avatar_url)
+                              ORDER BY r.name, r.cloud_id)
+              FROM accessible_resources r WHERE r.connection_id = c.id), '[]'::json) AS resources
+  FROM connections c WHERE c.user_id = $1`;
 
 const SUMMARY_COLUMNS = `user_id AS "userId", status, atlassian_account_id AS "atlassianAccountId", scopes,
   access_token_expires_at AS "accessTokenExpiresAt", last_refreshed_at AS "lastRefreshedAt", last_error AS "lastError"`;
@@ -187,16 +195,9 @@ export class ConnectionsRepository {
     return rows[0];
   }
 
-  /** The connection's status and its sites in one statement: this is the API's most frequent read. */
+  /** The connection's status and its sites in one prepared statement: this is the API's most frequent read. */
   async findResources(manager: EntityManager, userId: string): Promise<StoredResources | undefined> {
-    const rows: StoredResources[] = await manager.query(
-      `SELECT c.status, c.resources_fetched_at AS "fetchedAt",
-         coalesce((SELECT json_agg(json_build_object('id', r.cloud_id, 'url', r.url, 'name', r.name, 'scopes', r.scopes, 'avatarUrl', r.avatar_url)
-                                   ORDER BY r.name, r.cloud_id)
-                   FROM accessible_resources r WHERE r.connection_id = c.id), '[]'::json) AS resources
-       FROM connections c WHERE c.user_id = $1`,
-      [userId],
-    );
+    const rows = await preparedRead<StoredResources>(manager, 'connections_find_resources', FIND_RESOURCES_SQL, [userId]);
     return rows[0];
   }
 
