@@ -23,6 +23,8 @@ export class ApiKeyGuard implements CanActivate {
 
   canActivate(context: ExecutionContext): boolean {
     const request = context.switchToHttp().getRequest<Request & { apiKeyFingerprint?: string }>();
+    // Set only below: the app-wide rate limit guard has already authenticated this request, before the controller's guard.
+    if (request.apiKeyFingerprint !== undefined) return true;
     const presented = /^Bearer (\S+)$/.exec(request.headers.authorization ?? '')?.[1];
     if (!presented) throw new DomainError('unauthorized', 'Send an API key as "Authorization: Bearer <key>".');
     const candidate = digest(presented);
