@@ -36,6 +36,7 @@ describe('loadConfig', () => {
     expect(config.atlassian.scopes).toEqual(['read:jira-work', 'offline_access', 'read:me']);
     expect(config.apiKeys).toEqual(['dev']);
     expect(config.apiKeysDefaulted).toBe(true);
+    expect(config.apiRateLimitPerMinute).toBe(600);
     expect(config.encryption.generatedDevKey).toBe(true);
     expect(config.encryption.keys[0].key).toHaveLength(32);
     expect(config.refresh).toEqual({ leadSeconds: 600, intervalSeconds: 15, concurrency: 16 });
@@ -71,6 +72,7 @@ describe('loadConfig', () => {
     ['ATLASSIAN_CLIENT_ID', { ATLASSIAN_CLIENT_ID: 'abc' }, 'ATLASSIAN_CLIENT_SECRET is required when ATLASSIAN_CLIENT_ID is set'],
     ['ATLASSIAN_SCOPES', { ATLASSIAN_SCOPES: 'read:jira-work,write:jira-work' }, 'ATLASSIAN_SCOPES must be space-separated scopes'],
     ['API_KEYS', { API_KEYS: 'short' }, 'API_KEYS must be a comma-separated list of keys of at least 16 characters each'],
+    ['API_RATE_LIMIT_PER_MINUTE', { API_RATE_LIMIT_PER_MINUTE: '0' }, 'API_RATE_LIMIT_PER_MINUTE must be a whole number'],
     ['TOKEN_ENCRYPTION_KEYS', { TOKEN_ENCRYPTION_KEYS: 'nokeyid' }, 'TOKEN_ENCRYPTION_KEYS entry 1 must look like id:base64key'],
     ['TOKEN_ENCRYPTION_KEYS', { TOKEN_ENCRYPTION_KEYS: `k1:${randomBytes(16).toString('base64')}` }, 'TOKEN_ENCRYPTION_KEYS key "k1" must be 32 bytes'],
     ['TOKEN_ENCRYPTION_KEYS', { TOKEN_ENCRYPTION_KEYS: `k1:${key()},k1:${key()}` }, 'TOKEN_ENCRYPTION_KEYS key id "k1" appears twice'],
