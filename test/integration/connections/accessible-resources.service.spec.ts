@@ -1,0 +1,96 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import type { AtlassianApi } from '../../../src/atlassian/atlassian-api.service.js';
+import type { AccessibleResource } from '../../../src/atlassian/atlassian.types.js';
+import { loadConfig } from '../../../src/config/app-config.js';
+import { AccessibleResourcesService } from '../../../src/connections/accessible-resources.service.js';
+import { ConnectionsRepository } from '../../../src/connections/connections.repository.js';
+import { ConnectionsService, type NewConnection } from '../../../src/connections/connections.service.js';
+import { TokenCipher } from '../../../src/crypto/token-cipher.js';
+import { OutboxRepository } from '../../../src/webhooks/outbox.repository.js';
+import { ManualClock } from '../../utils/connections.js';
+import { drivers, openMigratedDatabase, type OpenedDatabase } from '../../utils/database.js';
+
+function site(id: string, name: string): AccessibleResource {
+  return { id, name, url: `https://${name}.atlassian.net`, scopes: ['read:jira-work'], avatarUrl: null };
+}
+
+function consent(userId: string, resources: AccessibleResource[]): NewConnection {
+  return {
+    userId,
+    atlassianAccountId: `712020:${userId}`,
+    accessToken: 'at',
+    refreshToken: 'rt',
+    expiresInSeconds: 3600,
+    scopes: ['read:jira-work'],
+    resources,
+  };
+}
+
+describe.each(drivers)('AccessibleResourcesService on %s', (driver) => {
+  let db: OpenedDatabase;
+  const clock = new ManualClock();
+  const repository = new ConnectionsRepository();
+  let connections: ConnectionsService;
+  /** What the fake Atlassian lists next, and what happens while it is being asked. */
+  let listed: AccessibleResource[] = [];
+  let whileAsking: () => Promise<void> = () => Promise.resolve();
+
+  const atlassian = {
+    accessibleResources: async () => {
+      await whileAsking();
+      return listed;
+    },
+  } as unknown as AtlassianApi;
+
+  beforeAll(async () => {
+    db = await openMigratedDatabase(driver);
+    const config = loadConfig({ TOKEN_ENCRYPTION_KEYS: `k1:${randomBytes(32).toString('base64')}` });
+    connections = new ConnectionsService(db.dataSource, repository, new OutboxRepository(), new TokenCipher(config), clock, config);
+  });
+  afterAll(() => db?.close());
+  beforeEach(async () => {
+    await db.dataSource.query(`TRUNCATE connections, webhook_outbox CASCADE`);
+    whileAsking = () => Promise.resolve();
+  });
+
+  function service(): AccessibleResourcesService {
+    return new AccessibleResourcesService(db.dataSource, repository, atlassian, clock);
+  }
+
+  it('replaces the stored sites with what Atlassian lists and answers the difference', async () => {
+    await connections.storeConnected(consent('u1', [site('c-1', 'acme'), site('c-2', 'umbrella')]));
+    listed = [site('c-2', 'umbrella'), site('c-3', 'initech')];
+    clock.advance(60_000);
+    const answer = await service().read('u1', { refresh: true });
+    expect(answer).toEqual({
+      userId: 'u1',
+      resources: [site('c-3', 'initech'), site('c-2', 'umbrella')],
+      fetchedAt: clock.now().toISOString(),
+      changes: { added: ['c-3'], removed: ['c-1'] },
+    });
+    expect(await service().read('u1', { refresh: false })).toEqual({ userId: 'u1', resources: answer.resources, fetchedAt: answer.fetchedAt });
+  });
+
+  it('keeps the sites of a reconnect that was stored while Atlassian was being asked', async () => {
+    await connections.storeConnected(consent('u2', [site('c-1', 'acme')]));
+    listed = [site('c-9', 'stale')];
+    whileAsking = async () => {
+      clock.advance(1_000);
+      await connections.storeConnected(consent('u2', [site('c-5', 'fresh')]));
+    };
+    const answer = await service().read('u2', { refresh: true });
+    expect(answer.resources.map((r) => r.id)).toEqual(['c-5']);
+    expect(answer.changes).toEqual({ added: [], removed: [] });
+    expect(await db.dataSource.query(`SELECT * FROM accessible_resource_changes`)).toEqual([]);
+  });
+
+  it('answers connection_not_found when the connection was deleted while Atlassian was being asked', async () => {
+    await connections.storeConnected(consent('u3', [site('c-1', 'acme')]));
+    listed = [site('c-1', 'acme')];
+    whileAsking = async () => {
+      await db.dataSource.query(`DELETE FROM connections WHERE user_id = 'u3'`);
+    };
+    await expect(service().read('u3', { refresh: true })).rejects.toMatchObject({ code: 'connection_not_found' });
+  });
+});
