@@ -320,6 +320,7 @@ export class Stack {
     await this.sandboxProcess?.stop('SIGTERM', 5_000);
     await this.receiver.close().catch(() => undefined);
     await this.pool?.end().catch(() => undefined);
-    if (this.databaseCreated) await dropDatabase(this.adminUrl, this.databaseName);
+    // A throwaway cluster goes as a whole (and may be down when a run is interrupted).
+    if (this.databaseCreated && !this.cluster) await dropDatabase(this.adminUrl, this.databaseName);
   }
 }
