@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -11,8 +11,17 @@ const run = promisify(execFile);
 
 /** The machine's PostgreSQL server (an admin URL): each run creates its own databases there and drops them. */
 export const SHARED_ADMIN_URL = process.env.TEST_PG_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
-/** Where initdb and pg_ctl live, for the throwaway clusters. */
-const PG_BIN = process.env.PG_BIN || '/usr/lib/postgresql/15/bin';
+/** Where initdb and pg_ctl live, for the throwaway clusters: PG_BIN, else Debian's newest installed version, else PATH. */
+const PG_BIN = process.env.PG_BIN || newestDebianPostgres();
+
+function newestDebianPostgres() {
+  const root = '/usr/lib/postgresql';
+  if (!existsSync(root)) return '';
+  const versions = readdirSync(root)
+    .filter((version) => existsSync(join(root, version, 'bin', 'initdb')))
+    .sort((a, b) => Number(b) - Number(a));
+  return versions.length > 0 ? join(root, versions[0], 'bin') : '';
+}
 
 export async function withClient(url, work) {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
@@ -94,7 +103,7 @@ export class ThrowawayCluster {
   }
 
   async pg(program, args) {
-    const binary = join(PG_BIN, program);
+    const binary = PG_BIN ? join(PG_BIN, program) : program;
     const [command, commandArgs] = asRoot() ? ['runuser', ['-u', 'postgres', '--', binary, ...args]] : [binary, args];
     try {
       await run(command, commandArgs, { cwd: this.dir, timeout: 60_000 });
