@@ -15,13 +15,14 @@ export class ErrorBodyDto {
   error: ErrorDetailDto;
 }
 
-/** Every /v1 route can answer these: a missing or wrong API key, too many requests, a bug. */
-const EVERY_ROUTE: readonly ErrorCode[] = ['unauthorized', 'rate_limited', 'internal_error'];
+/** Every /v1 route can answer these: a missing or wrong API key, too many requests, the database out of reach, a bug. */
+const EVERY_ROUTE: readonly ErrorCode[] = ['unauthorized', 'rate_limited', 'database_unavailable', 'internal_error'];
 
 const HEADERS_BY_CODE: Partial<Record<ErrorCode, Record<string, { description: string; schema: { type: 'integer' } }>>> = {
   rate_limited: { 'Retry-After': { description: 'Seconds until this API key may call again.', schema: { type: 'integer' } } },
   atlassian_unavailable: { 'Retry-After': { description: 'Seconds to wait before trying again.', schema: { type: 'integer' } } },
   configuration_error: { 'Retry-After': { description: 'Seconds to wait before trying again.', schema: { type: 'integer' } } },
+  database_unavailable: { 'Retry-After': { description: 'Seconds to wait before trying again.', schema: { type: 'integer' } } },
 };
 
 /**

@@ -1,5 +1,6 @@
 import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
 import type { Response } from 'express';
+import { isDatabaseUnavailable } from '../database/database-errors.js';
 import { DomainError, type ErrorCode } from './errors.js';
 
 export interface ErrorBody {
@@ -37,6 +38,14 @@ export class ApiErrorFilter implements ExceptionFilter {
       const status = exception.getStatus();
       const code = CODE_BY_STATUS[status] ?? (status >= 500 ? 'internal_error' : 'invalid_request');
       return { status, body: errorBody(code, httpMessage(exception)), headers: {} };
+    }
+    if (isDatabaseUnavailable(exception)) {
+      this.logger.warn('The database could not be reached; answered 503');
+      return {
+        status: HttpStatus.SERVICE_UNAVAILABLE,
+        body: errorBody('database_unavailable', 'The service cannot reach its database right now; try again shortly.'),
+        headers: { 'Retry-After': '5' },
+      };
     }
     this.logger.error({ err: exception }, 'Unhandled error');
     return {

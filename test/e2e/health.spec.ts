@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { createTestDatabase, describePostgres, type TestDatabase } from '../utils/database.js';
-import { startTestApp, type TestApp } from '../utils/app.js';
+import { startTestApp, TEST_API_KEY, type TestApp } from '../utils/app.js';
 import { TcpProxy } from '../utils/tcp-proxy.js';
 
 async function ready(app: TestApp): Promise<number> {
@@ -50,6 +50,10 @@ describePostgres('readiness follows the database', () => {
     expect(down.status).toBe(503);
     expect(await down.json()).toMatchObject({ status: 'error', details: { database: { status: 'down' } } });
     expect((await fetch(`${app.baseUrl}/health/live`)).status).toBe(200);
+    const api = await fetch(`${app.baseUrl}/v1/users/someone/connection`, { headers: { Authorization: `Bearer ${TEST_API_KEY}` } });
+    expect(api.status).toBe(503);
+    expect(api.headers.get('retry-after')).toBe('5');
+    expect(await api.json()).toMatchObject({ error: { code: 'database_unavailable' } });
 
     proxy.restore();
     await eventually(async () => (await ready(app)) === 200);
