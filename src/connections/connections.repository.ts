@@ -92,19 +92,7 @@ export class ConnectionsRepository {
        VALUES ($1, $2, $3, 'active', $4::text[], $5, $6, $7, $8, $9, $10, $10, 1, $11, 0, $10, $10, $10)
        ON CONFLICT (user_id) DO NOTHING
        RETURNING id`,
-      [
-        id,
-        values.userId,
-        values.atlassianAccountId,
-        [...values.scopes],
-        values.accessToken.ciphertext,
-        values.accessToken.keyId,
-        values.refreshToken.ciphertext,
-        values.refreshToken.keyId,
-        values.accessTokenExpiresAt,
-        values.now,
-        values.dueAt,
-      ],
+      [id, values.userId, ...connectedParameters(values)],
     );
     return rows.length === 1;
   }
@@ -123,18 +111,7 @@ export class ConnectionsRepository {
          consecutive_failures = 0, last_error = NULL, last_error_at = NULL, resources_fetched_at = $9, updated_at = $9
        WHERE id = $1
        RETURNING version`,
-      [
-        id,
-        values.atlassianAccountId,
-        [...values.scopes],
-        values.accessToken.ciphertext,
-        values.accessToken.keyId,
-        values.refreshToken.ciphertext,
-        values.refreshToken.keyId,
-        values.accessTokenExpiresAt,
-        values.now,
-        values.dueAt,
-      ],
+      [id, ...connectedParameters(values)],
     );
     return result[0][0].version;
   }
@@ -239,4 +216,19 @@ export class ConnectionsRepository {
     );
     return rows[0];
   }
+}
+
+/** The values of a consent both statements write, in their shared order: account, scopes, tokens, expiry, now, due. */
+function connectedParameters(values: ConnectedValues): unknown[] {
+  return [
+    values.atlassianAccountId,
+    [...values.scopes],
+    values.accessToken.ciphertext,
+    values.accessToken.keyId,
+    values.refreshToken.ciphertext,
+    values.refreshToken.keyId,
+    values.accessTokenExpiresAt,
+    values.now,
+    values.dueAt,
+  ];
 }
