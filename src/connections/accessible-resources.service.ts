@@ -4,10 +4,18 @@ import { AtlassianApi } from '../atlassian/atlassian-api.service.js';
 import type { AccessibleResource } from '../atlassian/atlassian.types.js';
 import { Clock } from '../common/clock.js';
 import { ConnectionNotFoundError, DomainError, ReauthRequiredError } from '../common/errors.js';
+import { StatementBatcher } from '../database/statement-batcher.js';
 import type { AccessibleResourcesDto, ResourceChangesDto } from './accessible-resources.dto.js';
-import { ConnectionsRepository } from './connections.repository.js';
+import { ConnectionsRepository, type StoredResources } from './connections.repository.js';
 
 const NO_CHANGES: ResourceChangesDto = { added: [], removed: [] };
+
+/**
+ * Concurrent reads of stored sites share statements: up to this many users per statement, with this many statements
+ * running at once before further reads wait for the next one.
+ */
+const READ_BATCH = 64;
+const READ_FLUSHES = 4;
 
 /**
  * The sites a user can reach: served from the database (read at consent), and re-read from Atlassian on request,
@@ -15,15 +23,26 @@ const NO_CHANGES: ResourceChangesDto = { added: [], removed: [] };
  */
 @Injectable()
 export class AccessibleResourcesService {
+  private readonly reads: StatementBatcher<string, StoredResources | undefined>;
+
   constructor(
     private readonly dataSource: DataSource,
     private readonly connections: ConnectionsRepository,
     private readonly atlassian: AtlassianApi,
     private readonly clock: Clock,
-  ) {}
+  ) {
+    this.reads = new StatementBatcher(
+      async (userIds) => {
+        const found = await this.connections.findResources(this.dataSource.manager, userIds);
+        return userIds.map((userId) => found.get(userId));
+      },
+      READ_BATCH,
+      READ_FLUSHES,
+    );
+  }
 
   read(userId: string, options: { refresh: boolean }): Promise<AccessibleResourcesDto> {
-    return options.refresh ? this.refresh(userId) : this.stored(this.dataSource.manager, userId);
+    return options.refresh ? this.refresh(userId) : this.stored(undefined, userId);
   }
 
   /** Throws unless the user's connection is usable and lists this site: product calls go only to the user's own sites. */
@@ -39,8 +58,9 @@ export class AccessibleResourcesService {
     }
   }
 
-  private async stored(manager: EntityManager, userId: string, changes?: ResourceChangesDto): Promise<AccessibleResourcesDto> {
-    const stored = await this.connections.findResources(manager, userId);
+  /** The stored sites, read in the caller's transaction or, without one, in a statement shared with concurrent reads. */
+  private async stored(transaction: EntityManager | undefined, userId: string, changes?: ResourceChangesDto): Promise<AccessibleResourcesDto> {
+    const stored = transaction ? (await this.connections.findResources(transaction, [userId])).get(userId) : await this.reads.submit(userId);
     if (!stored) throw new ConnectionNotFoundError(userId);
     // The grant is gone: the stored sites say nothing about what the user can reach now.
     if (stored.status === 'reauth_required') throw new ReauthRequiredError(userId);

@@ -56,11 +56,11 @@ export interface SiteAccess {
 }
 
 const FIND_RESOURCES_SQL = `
-  SELECT c.status, c.resources_fetched_at AS "fetchedAt",
+  SELECT c.user_id AS "userId", c.status, c.resources_fetched_at AS "fetchedAt",
     coalesce((SELECT json_agg(json_build_object('id', r.cloud_id, 'url', r.url, 'name', r.name, 'scopes', r.scopes, 'avatarUrl', r.avatar_url)
                               ORDER BY r.name, r.cloud_id)
               FROM accessible_resources r WHERE r.connection_id = c.id), '[]'::json) AS resources
-  FROM connections c WHERE c.user_id = $1`;
+  FROM connections c WHERE c.user_id = ANY($1::text[])`;
 
 const SUMMARY_COLUMNS = `user_id AS "userId", status, atlassian_account_id AS "atlassianAccountId", scopes,
   access_token_expires_at AS "accessTokenExpiresAt", last_refreshed_at AS "lastRefreshedAt", last_error AS "lastError"`;
@@ -172,10 +172,13 @@ export class ConnectionsRepository {
     return rows[0];
   }
 
-  /** The connection's status and its sites in one prepared statement: this is the API's most frequent read. */
-  async findResources(manager: EntityManager, userId: string): Promise<StoredResources | undefined> {
-    const rows = await preparedRead<StoredResources>(manager, 'connections_find_resources', FIND_RESOURCES_SQL, [userId]);
-    return rows[0];
+  /**
+   * The connections' status and sites, for several users in one prepared statement: this is the API's most frequent
+   * read, and concurrent requests share it. Users without a connection are absent from the map.
+   */
+  async findResources(manager: EntityManager, userIds: readonly string[]): Promise<Map<string, StoredResources>> {
+    const rows = await preparedRead<StoredResources & { userId: string }>(manager, 'connections_find_resources', FIND_RESOURCES_SQL, [userIds]);
+    return new Map(rows.map(({ userId, ...stored }) => [userId, stored]));
   }
 
   /** Locks the user's connection until the transaction ends, so two re-reads of its sites are stored one after the other. */

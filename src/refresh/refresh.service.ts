@@ -14,7 +14,7 @@ import { RefreshMetrics } from './refresh.metrics.js';
 import { answerMayBeLost, nextRefreshAt, REFRESH_POLICY, retryAt } from './refresh.policy.js';
 import { RefreshRepository, type ClaimedConnection, type LeaseRequest, type RefreshedWrite, type TokenState } from './refresh.repository.js';
 import { RandomSource, Sleeper } from './timing.js';
-import { WriteBatcher } from './write-batcher.js';
+import { StatementBatcher } from '../database/statement-batcher.js';
 
 /** How one claimed connection ended. */
 export type RefreshOutcome =
@@ -92,7 +92,7 @@ export class RefreshService implements BeforeApplicationShutdown {
   private cycle: Promise<RefreshCycleReport> | null = null;
   private stopping = false;
   private rejection: CredentialsRejection | null = null;
-  private readonly saves: WriteBatcher<RefreshedWrite, boolean>;
+  private readonly saves: StatementBatcher<RefreshedWrite, boolean>;
 
   constructor(
     private readonly repository: RefreshRepository,
@@ -104,7 +104,7 @@ export class RefreshService implements BeforeApplicationShutdown {
     private readonly random: RandomSource,
     private readonly sleeper: Sleeper,
   ) {
-    this.saves = new WriteBatcher(
+    this.saves = new StatementBatcher(
       async (writes) => {
         const saved = await this.repository.saveRefreshed(writes);
         return writes.map((write) => saved.has(write.claim.id));

@@ -93,4 +93,31 @@ describe.each(drivers)('AccessibleResourcesService on %s', (driver) => {
     };
     await expect(service().read('u3', { refresh: true })).rejects.toMatchObject({ code: 'connection_not_found' });
   });
+
+  it('lets concurrent reads share statements, and answers each caller its own user', async () => {
+    const users = Array.from({ length: 30 }, (_, i) => `many-${i}`);
+    for (const userId of users) await connections.storeConnected(consent(userId, [site(`c-${userId}`, userId)]));
+    await db.dataSource.query(`UPDATE connections SET status = 'reauth_required' WHERE user_id IN ('many-3', 'many-7')`);
+    const statements: string[][] = [];
+    const counting = new (class extends ConnectionsRepository {
+      override findResources(...args: Parameters<ConnectionsRepository['findResources']>) {
+        statements.push([...args[1]]);
+        return super.findResources(...args);
+      }
+    })();
+    const reader = new AccessibleResourcesService(db.dataSource, counting, atlassian, clock);
+
+    const asked = [...users, 'nobody-1', 'nobody-2'];
+    const answers = await Promise.all(
+      asked.map((userId) => reader.read(userId, { refresh: false }).then((answer) => answer, (error: { code: string }) => error.code)),
+    );
+
+    asked.forEach((userId, i) => {
+      if (userId.startsWith('nobody')) expect(answers[i]).toBe('connection_not_found');
+      else if (userId === 'many-3' || userId === 'many-7') expect(answers[i]).toBe('reauth_required');
+      else expect(answers[i]).toMatchObject({ userId, resources: [site(`c-${userId}`, userId)] });
+    });
+    expect(statements.flat().sort()).toEqual([...asked].sort());
+    expect(statements.length).toBeLessThan(asked.length / 4);
+  });
 });

@@ -67,10 +67,11 @@ describe.each(drivers)('ConnectionsRepository reads and deletes on %s', (driver)
     expect(await ids({ limit: 5, status: 'reauth_required' })).toEqual([]);
   });
 
-  it('reads the stored sites as the API shows them, merged and ordered by name', async () => {
+  it('reads the stored sites of several users at once as the API shows them, merged and ordered by name', async () => {
     await connect('sites-user', [site('c-2', 'umbrella'), site('c-1', 'acme', ['read:jira-work', 'read:confluence-content.all'])]);
     await connect('no-sites');
-    expect(await repository.findResources(db.dataSource.manager, 'sites-user')).toEqual({
+    const found = await repository.findResources(db.dataSource.manager, ['sites-user', 'no-sites', 'nobody']);
+    expect(found.get('sites-user')).toEqual({
       status: 'active',
       fetchedAt: T0,
       resources: [
@@ -78,8 +79,9 @@ describe.each(drivers)('ConnectionsRepository reads and deletes on %s', (driver)
         { id: 'c-2', url: 'https://umbrella.atlassian.net', name: 'umbrella', scopes: ['read:jira-work'], avatarUrl: null },
       ],
     });
-    expect((await repository.findResources(db.dataSource.manager, 'no-sites'))?.resources).toEqual([]);
-    expect(await repository.findResources(db.dataSource.manager, 'nobody')).toBeUndefined();
+    expect(found.get('no-sites')?.resources).toEqual([]);
+    expect(found.has('nobody')).toBe(false);
+    expect([...found.keys()].sort()).toEqual(['no-sites', 'sites-user']);
   });
 
   it('replaces the sites under the lock, keeps their history and the time they were read', async () => {
@@ -93,7 +95,7 @@ describe.each(drivers)('ConnectionsRepository reads and deletes on %s', (driver)
       await repository.recordResourceChanges(manager, id, [], later);
       await repository.markResourcesFetched(manager, id, later);
     });
-    const stored = await repository.findResources(db.dataSource.manager, 'changing');
+    const stored = (await repository.findResources(db.dataSource.manager, ['changing'])).get('changing');
     expect(stored?.fetchedAt).toEqual(later);
     expect(stored?.resources.map((r) => r.id)).toEqual(['c-3', 'c-2']);
     expect(await db.dataSource.query(`SELECT cloud_id, change, at FROM accessible_resource_changes ORDER BY cloud_id`)).toEqual([

@@ -5,16 +5,18 @@ interface Pending<T, R> {
 }
 
 /**
- * Lets concurrent writes share statements. A write starts a flush at once while fewer than `maxFlushes` are
- * running; otherwise it joins the next flush, which takes up to `maxBatch` waiting writes. There is no timer: a lone
- * write is never delayed, and under load each statement carries many rows.
+ * Lets concurrent statements of one kind (the refresh daemon's writes, the API's hottest read) share one round trip.
+ * An item starts a flush at once while fewer than `maxFlushes` are running; otherwise it joins the next flush, which
+ * takes up to `maxBatch` waiting items. There is no timer: a lone item is never delayed, and under load each
+ * statement carries many rows. A flush starts after each of its items was submitted, so a batched read sees every
+ * write committed before its caller asked.
  */
-export class WriteBatcher<T, R> {
+export class StatementBatcher<T, R> {
   private readonly waiting: Pending<T, R>[] = [];
   private running = 0;
 
   constructor(
-    /** Writes the items and answers one result per item, in order. */
+    /** Runs the statement for the items and answers one result per item, in order. */
     private readonly flush: (items: T[]) => Promise<R[]>,
     private readonly maxBatch: number,
     private readonly maxFlushes: number,

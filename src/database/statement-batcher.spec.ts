@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { WriteBatcher } from './write-batcher.js';
+import { StatementBatcher } from './statement-batcher.js';
 
 function deferred<T>() {
   let resolve!: (value: T) => void;
@@ -11,10 +11,10 @@ function deferred<T>() {
   return { promise, resolve, reject };
 }
 
-describe('WriteBatcher', () => {
-  it('flushes a lone write at once, and batches what arrives while the flushes are busy', async () => {
+describe('StatementBatcher', () => {
+  it('flushes a lone item at once, and batches what arrives while the flushes are busy', async () => {
     const flushes: { items: number[]; done: ReturnType<typeof deferred<number[]>> }[] = [];
-    const batcher = new WriteBatcher<number, number>(
+    const batcher = new StatementBatcher<number, number>(
       (items) => {
         const done = deferred<number[]>();
         flushes.push({ items, done });
@@ -39,9 +39,9 @@ describe('WriteBatcher', () => {
     expect(await Promise.all(rest)).toEqual([20, 30, 40, 50]);
   });
 
-  it('runs up to maxFlushes at once and fails every write of a failed flush, and only those', async () => {
+  it('runs up to maxFlushes at once and fails every item of a failed flush, and only those', async () => {
     const pending: ReturnType<typeof deferred<string[]>>[] = [];
-    const batcher = new WriteBatcher<string, string>(
+    const batcher = new StatementBatcher<string, string>(
       () => {
         const done = deferred<string[]>();
         pending.push(done);
