@@ -15,7 +15,7 @@ const NO_CHANGES: ResourceChangesDto = { added: [], removed: [] };
  * running at once before further reads wait for the next one.
  */
 const READ_BATCH = 64;
-const READ_FLUSHES = 4;
+const READ_FLUSHES = 2;
 
 /**
  * The sites a user can reach: served from the database (read at consent), and re-read from Atlassian on request,
