@@ -29,7 +29,16 @@ const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
             res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
           },
           customLogLevel: (_req: IncomingMessage, res: ServerResponse, error?: Error) =>
-            error || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info',
+            error || (res.statusCode >= 500 && !isDeliberate503(res)) ? 'error' : res.statusCode >= 400 ? 'warn' : 'info',
+          // A 503 is the service saying "not now" on purpose (Atlassian or the database out of reach, not ready yet):
+          // a warning without the stack trace pino-http would make up, so an outage does not bury real errors.
+          customErrorObject: (_req: IncomingMessage, res: ServerResponse, _error: Error, value: Record<string, unknown>) => {
+            if (!isDeliberate503(res)) return value;
+            const { err: _made_up, ...rest } = value;
+            return rest;
+          },
+          customErrorMessage: (_req: IncomingMessage, res: ServerResponse) =>
+            isDeliberate503(res) ? 'request answered 503: unavailable for now' : 'request errored',
           autoLogging: { ignore: (req: IncomingMessage) => req.url === '/health/live' || req.url === '/metrics' },
         }),
       }),
@@ -37,6 +46,10 @@ const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
   ],
 })
 export class LoggingModule {}
+
+function isDeliberate503(res: ServerResponse): boolean {
+  return res.statusCode === 503 && (res as ServerResponse & { err?: unknown }).err === undefined;
+}
 
 function withDestination<T>(destination: DestinationStream | null, options: T): T | [T, DestinationStream] {
   return destination ? [options, destination] : options;

@@ -22,7 +22,7 @@ describePostgres('GET /v1/users/{userId}/accessible-resources', () => {
   let dataSource: DataSource;
 
   beforeAll(async () => {
-    app = await startTestApp({ clock });
+    app = await startTestApp({ clock, captureLogs: true });
     dataSource = app.app.get(DataSource);
   });
   afterAll(() => app?.close());
@@ -153,6 +153,16 @@ describePostgres('GET /v1/users/{userId}/accessible-resources', () => {
     const response = await resources('outage-user', '?refresh=true');
     expect(await errorOf(response)).toEqual([503, 'atlassian_unavailable']);
     expect(Number(response.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    // An expected outage answer is a warning without a made-up stack trace, not an error.
+    const requestId = response.headers.get('x-request-id');
+    const line = app
+      .logs()
+      .trim()
+      .split('\n')
+      .map((text) => JSON.parse(text) as { level: number; req?: { id?: string }; res?: unknown; err?: unknown })
+      .find((entry) => entry.req?.id === requestId && entry.res !== undefined);
+    expect(line).toMatchObject({ level: 40, res: { statusCode: 503 } });
+    expect(line?.err).toBeUndefined();
     // One fault was planned: a retry would have got through and answered 200.
     expect((await resources('outage-user', '?refresh=true')).status).toBe(200);
   });
