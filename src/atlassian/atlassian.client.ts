@@ -1,5 +1,3 @@
-import { Agent as HttpAgent, type IncomingMessage, request as httpRequest } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { Injectable } from '@nestjs/common';
 import { AppConfig } from '../config/app-config.js';
 import { AtlassianError } from './atlassian.errors.js';
@@ -12,22 +10,10 @@ export interface AtlassianClientOptions {
 
 export const DEFAULT_ATLASSIAN_TIMEOUT_MS = 15_000;
 
-/**
- * An idle kept-alive connection is closed after this long, before servers commonly close theirs (5 s and up), so a
- * request is not sent on a socket the other side is closing.
- */
-const IDLE_SOCKET_TIMEOUT_MS = 4_000;
-
 interface HttpAnswer {
   readonly status: number;
-  readonly retryAfter: string | undefined;
+  readonly headers: Headers;
   readonly json: unknown;
-}
-
-interface HttpCall {
-  readonly method: 'GET' | 'POST';
-  readonly headers: Record<string, string>;
-  readonly body?: string;
 }
 
 /**
@@ -35,16 +21,10 @@ interface HttpCall {
  * documents (JSON bodies, the configured redirect_uri byte for byte) and turns every answer into a typed result
  * or an AtlassianError whose kind says whether to retry, re-consent, or fix the configuration.
  * It never retries by itself: a code must not be exchanged twice, and refresh retries belong to the refresh rules.
- *
- * Calls go over node:http(s) with keep-alive agents rather than the global fetch: the refresh daemon makes
- * thousands of token calls a second at peak, and fetch's per-call cost made the client the daemon's ceiling
- * (docs/benchmarks.md).
  */
 @Injectable()
 export class AtlassianClient {
   private readonly timeoutMs: number;
-  private readonly httpAgent = new HttpAgent({ keepAlive: true, timeout: IDLE_SOCKET_TIMEOUT_MS });
-  private readonly httpsAgent = new HttpsAgent({ keepAlive: true, timeout: IDLE_SOCKET_TIMEOUT_MS });
 
   constructor(
     private readonly config: AppConfig,
@@ -115,53 +95,20 @@ export class AtlassianClient {
     throw apiError(answer);
   }
 
-  private send(url: string, call: HttpCall): Promise<HttpAnswer> {
-    const target = new URL(url);
-    const secure = target.protocol === 'https:';
-    const payload = call.body === undefined ? undefined : Buffer.from(call.body, 'utf8');
-    return new Promise<HttpAnswer>((resolve, reject) => {
-      let settled = false;
-      const settle = (finish: () => void): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        finish();
-      };
-      const request = (secure ? httpsRequest : httpRequest)(target, {
-        method: call.method,
-        agent: secure ? this.httpsAgent : this.httpAgent,
-        headers: payload ? { ...call.headers, 'Content-Length': String(payload.length) } : call.headers,
-      });
-      const timer = setTimeout(() => {
-        settle(() => reject(new AtlassianError('timeout', `Atlassian did not answer within ${this.timeoutMs} ms`)));
-        request.destroy();
-      }, this.timeoutMs);
-      request.on('error', (error) =>
-        settle(() => reject(new AtlassianError('network', `Atlassian could not be reached (${describeNetworkError(error)})`))),
-      );
-      request.on('response', (response: IncomingMessage) => {
-        const chunks: Buffer[] = [];
-        response.on('data', (chunk: Buffer) => chunks.push(chunk));
-        response.on('error', (error) =>
-          settle(() => reject(new AtlassianError('network', `Atlassian's answer was cut off (${describeNetworkError(error)})`))),
-        );
-        response.on('end', () =>
-          settle(() =>
-            resolve({
-              status: response.statusCode ?? 0,
-              retryAfter: singleHeader(response.headers['retry-after']),
-              json: parseJson(Buffer.concat(chunks).toString('utf8')),
-            }),
-          ),
-        );
-      });
-      request.end(payload);
-    });
+  private async send(url: string, init: RequestInit): Promise<HttpAnswer> {
+    let response: Response;
+    try {
+      response = await fetch(url, { ...init, redirect: 'manual', signal: AbortSignal.timeout(this.timeoutMs) });
+    } catch (error) {
+      const name = (error as Error).name;
+      if (name === 'TimeoutError' || name === 'AbortError') {
+        throw new AtlassianError('timeout', `Atlassian did not answer within ${this.timeoutMs} ms`);
+      }
+      throw new AtlassianError('network', `Atlassian could not be reached (${describeNetworkError(error)})`);
+    }
+    const text = await response.text().catch(() => '');
+    return { status: response.status, headers: response.headers, json: parseJson(text) };
   }
-}
-
-function singleHeader(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
 }
 
 function parseJson(text: string): unknown {
@@ -195,7 +142,8 @@ function parseTokenSet(body: unknown): TokenSet {
   };
 }
 
-function retryAfterMs(value: string | undefined): number | undefined {
+function retryAfterMs(headers: Headers): number | undefined {
+  const value = headers.get('retry-after');
   if (!value) return undefined;
   const seconds = Number(value);
   if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
@@ -209,11 +157,11 @@ function transientError(answer: HttpAnswer): AtlassianError | undefined {
   if (status === 429) {
     return new AtlassianError('rate_limited', 'Atlassian is rate limiting this app', {
       status,
-      retryAfterMs: retryAfterMs(answer.retryAfter),
+      retryAfterMs: retryAfterMs(answer.headers),
     });
   }
   if (status >= 500) {
-    return new AtlassianError('unavailable', `Atlassian answered ${status}`, { status, retryAfterMs: retryAfterMs(answer.retryAfter) });
+    return new AtlassianError('unavailable', `Atlassian answered ${status}`, { status, retryAfterMs: retryAfterMs(answer.headers) });
   }
   if (status >= 300 && status < 400) return badResponse(`a redirect (${status}) instead of an answer`, status);
   return undefined;
@@ -275,5 +223,6 @@ export function mergeResources(items: unknown[]): AccessibleResource[] {
 }
 
 function describeNetworkError(error: unknown): string {
-  return (error as NodeJS.ErrnoException).code ?? (error as Error).name ?? 'unknown error';
+  const cause = (error as { cause?: { code?: string } }).cause;
+  return cause?.code ?? (error as Error).name ?? 'unknown error';
 }
