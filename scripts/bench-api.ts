@@ -55,6 +55,8 @@ class BareModule {}
 
 /** Child process: the real service on the benchmark database, or the bare Nest app; reports its port when listening. */
 async function serve(kind: string): Promise<void> {
+  // Exit normally when the benchmark stops this server, so that `--cpu-prof` can write its profile.
+  process.once('SIGTERM', () => process.exit(0));
   if (kind === 'bare') {
     const app = await NestFactory.create(BareModule, { logger: false });
     await app.listen(0, '127.0.0.1');

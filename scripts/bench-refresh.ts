@@ -199,7 +199,7 @@ async function runRefresh(dataSource: DataSource, config: AppConfig, cipher: Tok
   };
 }
 
-/** The token endpoint alone, over keep-alive node:http as AtlassianClient calls it. */
+/** The token endpoint alone, over keep-alive node:http: a lighter client than AtlassianClient's fetch. */
 async function tokenEndpointCeiling(url: string, total: number, concurrency: number): Promise<number> {
   const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
   const body = JSON.stringify({ grant_type: 'refresh_token', client_id: 'bench-client', client_secret: 'bench-secret', refresh_token: 'rt' });
