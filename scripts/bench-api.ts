@@ -6,7 +6,7 @@
  * seeded user per request, a valid API key). In the same run it drives a bare NestJS route in another child process
  * that answers the same JSON with no API key, rate limit, logging, metrics or database: the ceiling of Nest on Express
  * on this machine. The two take turns, so a busy machine weighs on both alike. Reports requests/s, p50 and p99
- * latency of both and their ratio.
+ * latency and each server process' CPU time per request, for both, and their ratios.
  *
  * The server comes from BENCH_PG_URL (an admin URL; default postgres://postgres@127.0.0.1:5432/postgres); the
  * benchmark creates its own database there and drops it at the end.
@@ -28,6 +28,7 @@ const API_KEY = `bench-${randomBytes(16).toString('hex')}`;
 const SITES_PER_USER = 3;
 const SEED_CHUNK = 2_000;
 const WARMUP_SECONDS = 3;
+const CPU_QUERY = 'cpu';
 
 /** The JSON a seeded user's accessible-resources answers, so both servers send the same bytes. */
 function sitesOf(index: number): { id: string; url: string; name: string; scopes: string[]; avatarUrl: string }[] {
@@ -57,6 +58,13 @@ class BareModule {}
 async function serve(kind: string): Promise<void> {
   // Exit normally when the benchmark stops this server, so that `--cpu-prof` can write its profile.
   process.once('SIGTERM', () => process.exit(0));
+  // The benchmark asks for this process' CPU time around each recorded turn.
+  process.on('message', (message: string) => {
+    if (message === CPU_QUERY) {
+      const { user, system } = process.cpuUsage();
+      process.send?.({ cpuMicros: user + system });
+    }
+  });
   if (kind === 'bare') {
     const app = await NestFactory.create(BareModule, { logger: false });
     await app.listen(0, '127.0.0.1');
@@ -67,6 +75,19 @@ async function serve(kind: string): Promise<void> {
   const app = await createApp({ config });
   await app.listen(0, '127.0.0.1');
   process.send?.({ port: (app.getHttpServer().address() as { port: number }).port });
+}
+
+/** CPU time (user + system, all threads) the server process has used so far, in microseconds. */
+function cpuMicros(child: ChildProcess): Promise<number> {
+  return new Promise((resolve) => {
+    const answer = (message: { cpuMicros?: number }) => {
+      if (message.cpuMicros === undefined) return;
+      child.off('message', answer);
+      resolve(message.cpuMicros);
+    };
+    child.on('message', answer);
+    child.send(CPU_QUERY);
+  });
 }
 
 async function startServer(kind: 'app' | 'bare', env: Record<string, string>): Promise<{ url: string; child: ChildProcess }> {
@@ -123,6 +144,8 @@ interface Measured {
   readonly p99Ms: number;
   readonly requests: number;
   readonly failed: number;
+  /** The server process' own CPU time per answered request. */
+  readonly cpuMicrosPerRequest: number;
 }
 
 /** Latencies and failures of one server, gathered over all its rounds. */
@@ -130,16 +153,18 @@ class Tally {
   readonly latenciesMs: number[] = [];
   failed = 0;
   seconds = 0;
+  cpuMicros = 0;
 
   result(): Measured {
     const sorted = [...this.latenciesMs].sort((a, b) => a - b);
     const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
-    return { requestsPerSecond: sorted.length / this.seconds, p50Ms: at(50), p99Ms: at(99), requests: sorted.length, failed: this.failed };
+    return { requestsPerSecond: sorted.length / this.seconds, p50Ms: at(50), p99Ms: at(99), requests: sorted.length, failed: this.failed, cpuMicrosPerRequest: this.cpuMicros / sorted.length };
   }
 }
 
 interface Target {
   readonly url: string;
+  readonly child: ChildProcess;
   readonly headers: Record<string, string>;
   readonly tally: Tally;
 }
@@ -160,6 +185,7 @@ async function round(target: Target, userIds: readonly string[], connections: nu
       },
     ],
   };
+  const cpuBefore = record ? await cpuMicros(target.child) : 0;
   const result = await new Promise<autocannon.Result>((resolve, reject) => {
     const instance = autocannon(options, (error: unknown, done: autocannon.Result) => (error ? reject(error) : resolve(done)));
     if (!record) return;
@@ -169,6 +195,7 @@ async function round(target: Target, userIds: readonly string[], connections: nu
     });
   });
   if (record) {
+    target.tally.cpuMicros += (await cpuMicros(target.child)) - cpuBefore;
     target.tally.failed += result.errors + result.timeouts;
     target.tally.seconds += result.duration;
   }
@@ -228,8 +255,8 @@ async function main(): Promise<void> {
     const body = (await check.json()) as { resources?: unknown[] };
     if (check.status !== 200 || body.resources?.length !== SITES_PER_USER) throw new Error(`the service answered ${check.status}`);
 
-    const service: Target = { url: app.url, headers: { authorization: `Bearer ${API_KEY}` }, tally: new Tally() };
-    const ceiling: Target = { url: bare.url, headers: {}, tally: new Tally() };
+    const service: Target = { url: app.url, child: app.child, headers: { authorization: `Bearer ${API_KEY}` }, tally: new Tally() };
+    const ceiling: Target = { url: bare.url, child: bare.child, headers: {}, tally: new Tally() };
     const loadBefore = loadavg()[0];
     await compare(ceiling, service, userIds, connections, rounds, seconds);
     const loadAfter = loadavg()[0];
@@ -237,18 +264,20 @@ async function main(): Promise<void> {
     const bareRun = ceiling.tally.result();
     if (appRun.failed + bareRun.failed > 0) throw new Error(`requests failed: service ${appRun.failed}, bare ${bareRun.failed}`);
     const row = (label: string, run: Measured) =>
-      `| ${label} | ${run.requestsPerSecond.toFixed(0)} | ${run.p50Ms.toFixed(1)} ms | ${run.p99Ms.toFixed(1)} ms | ${run.requests} |`;
+      `| ${label} | ${run.requestsPerSecond.toFixed(0)} | ${run.p50Ms.toFixed(1)} ms | ${run.p99Ms.toFixed(1)} ms | ` +
+      `${run.cpuMicrosPerRequest.toFixed(0)} µs | ${run.requests} |`;
     const lines = [
       `## API read run: ${users.toLocaleString('en-US')} users × ${SITES_PER_USER} sites, ${connections} connections, ` +
         `${rounds} turns of ${seconds} s each, LOG_LEVEL=${values['log-level']}, Node ${process.version}, ${cpus().length} CPUs`,
       '',
-      '| server | requests/s | p50 | p99 | requests |',
-      '|---|---|---|---|---|',
+      '| server | requests/s | p50 | p99 | server CPU per request | requests |',
+      '|---|---|---|---|---|---|',
       row('service: GET /v1/users/{userId}/accessible-resources', appRun),
       row('bare NestJS route, same JSON, no key/limit/logs/metrics/database', bareRun),
       '',
       `service / bare: ${((appRun.requestsPerSecond / bareRun.requestsPerSecond) * 100).toFixed(0)} % of the requests/s; ` +
-        `load average ${loadBefore.toFixed(1)} before, ${loadAfter.toFixed(1)} after`,
+        `load average ${loadBefore.toFixed(1)} before, ${loadAfter.toFixed(1)} after; ` +
+        `server CPU per request: service ${(appRun.cpuMicrosPerRequest / bareRun.cpuMicrosPerRequest).toFixed(2)}× the bare route's`,
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {
