@@ -2,10 +2,10 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Module } from '@nestjs/common';
 import { LoggerModule } from 'nestjs-pino';
-import type { DestinationStream } from 'pino';
+import pino, { type DestinationStream } from 'pino';
 import { AppConfig } from '../config/app-config.js';
 import { LOG_DESTINATION } from '../config/config.module.js';
-import { maskUrl, REDACT_PATHS } from './redact.js';
+import { maskUrl, REDACTING_HOOKS } from './redact.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
@@ -14,33 +14,36 @@ const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
     LoggerModule.forRootAsync({
       inject: [AppConfig, LOG_DESTINATION],
       useFactory: (config: AppConfig, destination: DestinationStream | null) => ({
-        pinoHttp: withDestination(destination, {
-          level: config.logLevel,
-          redact: { paths: REDACT_PATHS, censor: '[Redacted]' },
-          // A caller's X-Request-Id is kept when it is sane, so one request can be followed across services.
-          genReqId: (req: IncomingMessage, res: ServerResponse) => {
-            const incoming = req.headers['x-request-id'];
-            const id = typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
-            res.setHeader('X-Request-Id', id);
-            return id;
+        pinoHttp: [
+          {
+            level: config.logLevel,
+            hooks: REDACTING_HOOKS,
+            // A caller's X-Request-Id is kept when it is sane, so one request can be followed across services.
+            genReqId: (req: IncomingMessage, res: ServerResponse) => {
+              const incoming = req.headers['x-request-id'];
+              const id = typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+              res.setHeader('X-Request-Id', id);
+              return id;
           },
-          serializers: {
-            req: (req: { id: string; method: string; url: string }) => ({ id: req.id, method: req.method, url: maskUrl(req.url) }),
-            res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
+            serializers: {
+              req: (req: { id: string; method: string; url: string }) => ({ id: req.id, method: req.method, url: maskUrl(req.url) }),
+              res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
           },
-          customLogLevel: (_req: IncomingMessage, res: ServerResponse, error?: Error) =>
-            error || (res.statusCode >= 500 && !isDeliberate503(res)) ? 'error' : res.statusCode >= 400 ? 'warn' : 'info',
-          // A 503 is the service saying "not now" on purpose (Atlassian or the database out of reach, not ready yet):
-          // a warning without the stack trace pino-http would make up, so an outage does not bury real errors.
-          customErrorObject: (_req: IncomingMessage, res: ServerResponse, _error: Error, value: Record<string, unknown>) => {
-            if (!isDeliberate503(res)) return value;
-            const { err: _made_up, ...rest } = value;
-            return rest;
+            customLogLevel: (_req: IncomingMessage, res: ServerResponse, error?: Error) =>
+              error || (res.statusCode >= 500 && !isDeliberate503(res)) ? 'error' : res.statusCode >= 400 ? 'warn' : 'info',
+            // A 503 is the service saying "not now" on purpose (Atlassian or the database out of reach, not ready yet):
+            // a warning without the stack trace pino-http would make up, so an outage does not bury real errors.
+            customErrorObject: (_req: IncomingMessage, res: ServerResponse, _error: Error, value: Record<string, unknown>) => {
+              if (!isDeliberate503(res)) return value;
+              const { err: _made_up, ...rest } = value;
+              return rest;
           },
-          customErrorMessage: (_req: IncomingMessage, res: ServerResponse) =>
-            isDeliberate503(res) ? 'request answered 503: unavailable for now' : 'request errored',
-          autoLogging: { ignore: (req: IncomingMessage) => req.url === '/health/live' || req.url === '/metrics' },
-        }),
+            customErrorMessage: (_req: IncomingMessage, res: ServerResponse) =>
+              isDeliberate503(res) ? 'request answered 503: unavailable for now' : 'request errored',
+            autoLogging: { ignore: (req: IncomingMessage) => req.url === '/health/live' || req.url === '/metrics' },
+          },
+          destination ?? standardOutput(),
+        ],
       }),
     }),
   ],
@@ -51,6 +54,12 @@ function isDeliberate503(res: ServerResponse): boolean {
   return res.statusCode === 503 && (res as ServerResponse & { err?: unknown }).err === undefined;
 }
 
-function withDestination<T>(destination: DestinationStream | null, options: T): T | [T, DestinationStream] {
-  return destination ? [options, destination] : options;
+/**
+ * Standard output, written asynchronously: a line is handed to the system while the next requests are served, and
+ * lines that arrive during a write go out together in the next one, instead of one blocking write per request.
+ * pino writes out what is left when the process exits (also after an uncaught error); only a kill -9 can lose the
+ * lines of the moment.
+ */
+function standardOutput(): DestinationStream {
+  return pino.destination({ dest: 1, sync: false });
 }
