@@ -1,6 +1,6 @@
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
-import { type ArgumentsHost, Catch, type INestApplication, ValidationPipe } from '@nestjs/common';
+import { type ArgumentsHost, Catch, type INestApplication } from '@nestjs/common';
 import { BaseExceptionFilter, NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import cookieParser from 'cookie-parser';
@@ -10,13 +10,16 @@ import { Logger } from 'nestjs-pino';
 import { setupApiDocs } from './api/api-docs.js';
 import { AppModule } from './app.module.js';
 import { ApiErrorFilter } from './common/error.filter.js';
+import { AppValidationPipe } from './common/validation.pipe.js';
 import type { CoreOptions } from './config/config.module.js';
+import { HttpMetricsMiddleware } from './metrics/http-metrics.middleware.js';
 import { BROWSER_ROUTES_PREFIX, browserRouteHeaders } from './oauth/browser-headers.js';
 
 /** Builds the configured application; `main.ts` listens with it, end-to-end tests drive it over HTTP. */
 export async function createApp(options: CoreOptions): Promise<INestApplication> {
   const app = await NestFactory.create<NestExpressApplication>(AppModule.register(options), { bufferLogs: true });
   app.useLogger(app.get(Logger));
+  app.use(app.get(HttpMetricsMiddleware).use);
   app.disable('x-powered-by');
   app.set('query parser', 'extended');
   // An https PUBLIC_URL means a TLS-terminating proxy in front: trust that one hop for the client's address and protocol.
@@ -25,8 +28,9 @@ export async function createApp(options: CoreOptions): Promise<INestApplication>
   // the browser routes get their strict one below.
   app.use(helmet({ contentSecurityPolicy: false }));
   app.use(BROWSER_ROUTES_PREFIX, ...browserRouteHeaders());
-  app.use(cookieParser());
-  app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }));
+  // Only the browser routes read a cookie; the API's requests are not parsed for one.
+  app.use(BROWSER_ROUTES_PREFIX, cookieParser());
+  app.useGlobalPipes(new AppValidationPipe());
   app.useGlobalFilters(new ApiRoutesErrorFilter(app.getHttpAdapter()));
   setupApiDocs(app);
   explainRefusedRequests(app.getHttpServer() as Server);

@@ -1,13 +1,8 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { hash, timingSafeEqual } from 'node:crypto';
 import { type CanActivate, type ExecutionContext, Injectable } from '@nestjs/common';
 import type { Request } from 'express';
 import { AppConfig } from '../config/app-config.js';
 import { DomainError } from '../common/errors.js';
-
-/** A short, non-reversible label of an API key, the only form in which a key is ever logged or shown. */
-export function keyFingerprint(key: string): string {
-  return createHash('sha256').update(key).digest('hex').slice(0, 8);
-}
 
 /**
  * `Authorization: Bearer <key>` against API_KEYS. Keys are compared as SHA-256 digests in constant time,
@@ -31,11 +26,17 @@ export class ApiKeyGuard implements CanActivate {
     let match = false;
     for (const known of this.digests) match = timingSafeEqual(known, candidate) || match;
     if (!match) throw new DomainError('unauthorized', 'The API key is not valid.');
-    request.apiKeyFingerprint = keyFingerprint(presented);
+    // The fingerprint is the start of the same digest: one hash per request.
+    request.apiKeyFingerprint = fingerprintOf(candidate);
     return true;
   }
 }
 
 function digest(key: string): Buffer {
-  return createHash('sha256').update(key, 'utf8').digest();
+  return hash('sha256', key, 'buffer');
+}
+
+/** A short, non-reversible label of an API key (from its digest), the only form in which a key is ever logged or shown. */
+function fingerprintOf(keyDigest: Buffer): string {
+  return keyDigest.toString('hex', 0, 4);
 }

@@ -1,4 +1,4 @@
-import { type ExecutionContext, Injectable } from '@nestjs/common';
+import { type ExecutionContext, Injectable, type Type } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import {
   InjectThrottlerOptions,
@@ -23,10 +23,9 @@ export class ApiRateLimitGuard extends ThrottlerGuard {
   constructor(
     @InjectThrottlerOptions() options: ThrottlerModuleOptions,
     @InjectThrottlerStorage() storage: ThrottlerStorage,
-    reflector: Reflector,
     private readonly apiKeys: ApiKeyGuard,
   ) {
-    super(options, storage, reflector);
+    super(options, storage, new RememberingReflector());
   }
 
   override async canActivate(context: ExecutionContext): Promise<boolean> {
@@ -48,6 +47,24 @@ export class ApiRateLimitGuard extends ThrottlerGuard {
     throw new DomainError('rate_limited', `This API key made more than ${detail.limit} requests this minute; retry in ${seconds} s.`, {
       'Retry-After': seconds,
     });
+  }
+}
+
+/**
+ * ThrottlerGuard looks up five decorators (`@Throttle`, `@SkipThrottle`, …) on the route and its controller for every
+ * request; decorators cannot change once the application runs, so what it found is remembered per route and controller.
+ */
+class RememberingReflector extends Reflector {
+  private readonly found = new WeakMap<object, Map<unknown, unknown>>();
+
+  override get(key: string, target: Type | Function): unknown {
+    let known = this.found.get(target);
+    if (known === undefined) {
+      known = new Map();
+      this.found.set(target, known);
+    }
+    if (!known.has(key)) known.set(key, super.get(key, target));
+    return known.get(key);
   }
 }
 

@@ -1,13 +1,14 @@
-import { Body, Controller, HttpCode, Param, Post, UseFilters, UseGuards, ValidationPipe } from '@nestjs/common';
+import { Body, Controller, HttpCode, Param, Post, UseFilters, UseGuards } from '@nestjs/common';
 import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { ApiErrors } from '../api/api-errors.docs.js';
 import { ApiKeyGuard } from '../api/api-key.guard.js';
 import { UserIdPipe } from '../api/user-id.pipe.js';
 import { ApiErrorFilter } from '../common/error.filter.js';
+import { AppValidationPipe } from '../common/validation.pipe.js';
 import { AccessTokenRequestDto, AccessTokenResponseDto, DEFAULT_MIN_VALIDITY_SECONDS } from './access-token.dto.js';
 import { AccessTokenService } from './access-token.service.js';
 
-const BODY_VALIDATION = new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true });
+const BODY_VALIDATION = new AppValidationPipe();
 
 @ApiTags('connections')
 @ApiBearerAuth()
