@@ -10,6 +10,7 @@ import { Logger } from 'nestjs-pino';
 import { setupApiDocs } from './api/api-docs.js';
 import { AppModule } from './app.module.js';
 import { ApiErrorFilter } from './common/error.filter.js';
+import { AppExpressAdapter } from './common/express-adapter.js';
 import { AppValidationPipe } from './common/validation.pipe.js';
 import type { CoreOptions } from './config/config.module.js';
 import { HttpMetricsMiddleware } from './metrics/http-metrics.middleware.js';
@@ -17,7 +18,7 @@ import { BROWSER_ROUTES_PREFIX, browserRouteHeaders } from './oauth/browser-head
 
 /** Builds the configured application; `main.ts` listens with it, end-to-end tests drive it over HTTP. */
 export async function createApp(options: CoreOptions): Promise<INestApplication> {
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.register(options), { bufferLogs: true });
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.register(options), new AppExpressAdapter(), { bufferLogs: true });
   app.useLogger(app.get(Logger));
   app.use(app.get(HttpMetricsMiddleware).use);
   app.disable('x-powered-by');

@@ -169,9 +169,13 @@ describePostgres('GET /v1/users/{userId}/accessible-resources', () => {
 
   it('is timed in /metrics by route pattern, never by user id', async () => {
     await (await resources('metrics-probe-user')).arrayBuffer();
+    await (await fetch(`${app.baseUrl}/v1/no-such-route/metrics-probe-path`)).arrayBuffer();
     const metrics = await (await fetch(`${app.baseUrl}/metrics`)).text();
     expect(metrics).toMatch(/http_request_duration_seconds_count\{method="GET",route="\/v1\/users\/:userId\/accessible-resources",status_code="404"\} \d+/);
+    // A request that matched no route is counted as such, not under a middleware's wildcard.
+    expect(metrics).toMatch(/http_request_duration_seconds_count\{method="GET",route="unmatched",status_code="404"\} \d+/);
     expect(metrics).not.toContain('metrics-probe-user');
+    expect(metrics).not.toContain('metrics-probe-path');
   });
 
   it.each([
