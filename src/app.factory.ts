@@ -13,14 +13,12 @@ import { ApiErrorFilter } from './common/error.filter.js';
 import { AppExpressAdapter } from './common/express-adapter.js';
 import { AppValidationPipe } from './common/validation.pipe.js';
 import type { CoreOptions } from './config/config.module.js';
-import { HttpMetricsMiddleware } from './metrics/http-metrics.middleware.js';
 import { BROWSER_ROUTES_PREFIX, browserRouteHeaders } from './oauth/browser-headers.js';
 
 /** Builds the configured application; `main.ts` listens with it, end-to-end tests drive it over HTTP. */
 export async function createApp(options: CoreOptions): Promise<INestApplication> {
   const app = await NestFactory.create<NestExpressApplication>(AppModule.register(options), new AppExpressAdapter(), { bufferLogs: true });
   app.useLogger(app.get(Logger));
-  app.use(app.get(HttpMetricsMiddleware).use);
   app.disable('x-powered-by');
   app.set('query parser', 'extended');
   // An https PUBLIC_URL means a TLS-terminating proxy in front: trust that one hop for the client's address and protocol.

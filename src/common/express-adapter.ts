@@ -7,7 +7,7 @@ const EVERY_PATH = /^\{?\/?\{?\*[A-Za-z]*\}?$/;
 /**
  * Nest applies middleware for all methods with Express 5's `app.all(path, fn)`, which adds the function once per
  * HTTP method (35 layers) that the router then walks on every request, after matching the path and decoding its
- * segments. Middleware for every method of every path (the request logger's two) is mounted with `app.use` instead:
+ * segments. Middleware for every method of every path (the request logger's two, the HTTP metrics) is mounted with `app.use` instead:
  * one layer and no path to match. Other middleware is mounted as Nest does it.
  */
 export class AppExpressAdapter extends ExpressAdapter {

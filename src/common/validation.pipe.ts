@@ -5,7 +5,7 @@ import { plainToInstance } from 'class-transformer';
  * Validation for every route: unknown fields refused, values converted to their DTO class. The commonest input, an
  * empty query or body (`GET …/accessible-resources` without `refresh`), is answered without running class-validator
  * each time: whether a DTO accepts `{}` is learned from its first full validation, and cannot change. Any other input
- * is validated in full. On the API's hottest route, that validation cost more than the database read.
+ * is validated in full.
  */
 @Injectable()
 export class AppValidationPipe extends ValidationPipe {

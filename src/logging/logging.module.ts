@@ -24,11 +24,11 @@ const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
               const id = typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
               res.setHeader('X-Request-Id', id);
               return id;
-          },
+            },
             serializers: {
               req: (req: { id: string; method: string; url: string }) => ({ id: req.id, method: req.method, url: maskUrl(req.url) }),
               res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
-          },
+            },
             customLogLevel: (_req: IncomingMessage, res: ServerResponse, error?: Error) =>
               error || (res.statusCode >= 500 && !isDeliberate503(res)) ? 'error' : res.statusCode >= 400 ? 'warn' : 'info',
             // A 503 is the service saying "not now" on purpose (Atlassian or the database out of reach, not ready yet):
@@ -37,7 +37,7 @@ const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
               if (!isDeliberate503(res)) return value;
               const { err: _made_up, ...rest } = value;
               return rest;
-          },
+            },
             customErrorMessage: (_req: IncomingMessage, res: ServerResponse) =>
               isDeliberate503(res) ? 'request answered 503: unavailable for now' : 'request errored',
             autoLogging: { ignore: (req: IncomingMessage) => req.url === '/health/live' || req.url === '/metrics' },

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { Injectable } from '@nestjs/common';
+import { Injectable, type NestMiddleware } from '@nestjs/common';
 import type { NextFunction, Request, Response } from 'express';
 import { Histogram, Registry } from 'prom-client';
 
@@ -21,15 +21,13 @@ export class HttpMetrics {
 
 /**
  * Times every HTTP request. The route label is the matched route's pattern (`/v1/users/:userId/connection`), never
- * the path itself, so no user id becomes a label; requests that matched no route share `unmatched`. `createApp`
- * mounts it as the first Express middleware, for all paths: as Nest middleware for '*' it cost a route match and
- * a decoded path on every request.
+ * the path itself, so no user id becomes a label; requests that matched no route share `unmatched`.
  */
 @Injectable()
-export class HttpMetricsMiddleware {
+export class HttpMetricsMiddleware implements NestMiddleware {
   constructor(private readonly metrics: HttpMetrics) {}
 
-  readonly use = (req: Request, res: Response, next: NextFunction): void => {
+  use(req: Request, res: Response, next: NextFunction): void {
     const started = performance.now();
     res.once('finish', () => {
       const pattern = (req.route as { path?: unknown } | undefined)?.path;
@@ -37,5 +35,5 @@ export class HttpMetricsMiddleware {
       this.metrics.duration.observe({ method: req.method, route, status_code: String(res.statusCode) }, (performance.now() - started) / 1000);
     });
     next();
-  };
+  }
 }

@@ -1,12 +1,11 @@
-import { Global, Module } from '@nestjs/common';
+import { Global, type MiddlewareConsumer, Module, type NestModule } from '@nestjs/common';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { HttpMetrics, HttpMetricsMiddleware } from './http-metrics.middleware.js';
 import { MetricsController } from './metrics.controller.js';
 
 /**
  * One Prometheus registry per application (not prom-client's global one, so several apps can share a process in
- * tests), with the process' default metrics and HTTP request durations (timed by HttpMetricsMiddleware, which the
- * application mounts itself). Other modules register their metrics on it.
+ * tests), with the process' default metrics and HTTP request durations. Other modules register their metrics on it.
  */
 @Global()
 @Module({
@@ -21,8 +20,11 @@ import { MetricsController } from './metrics.controller.js';
       },
     },
     HttpMetrics,
-    HttpMetricsMiddleware,
   ],
   exports: [Registry],
 })
-export class MetricsModule {}
+export class MetricsModule implements NestModule {
+  configure(consumer: MiddlewareConsumer): void {
+    consumer.apply(HttpMetricsMiddleware).forRoutes('*');
+  }
+}

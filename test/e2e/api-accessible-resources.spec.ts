@@ -155,12 +155,7 @@ describePostgres('GET /v1/users/{userId}/accessible-resources', () => {
     expect(Number(response.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
     // An expected outage answer is a warning without a made-up stack trace, not an error.
     const requestId = response.headers.get('x-request-id');
-    const line = app
-      .logs()
-      .trim()
-      .split('\n')
-      .map((text) => JSON.parse(text) as { level: number; req?: { id?: string }; res?: unknown; err?: unknown })
-      .find((entry) => entry.req?.id === requestId && entry.res !== undefined);
+    const line = app.logLines().find((entry) => (entry.req as { id?: string } | undefined)?.id === requestId && entry.res !== undefined);
     expect(line).toMatchObject({ level: 40, res: { statusCode: 503 } });
     expect(line?.err).toBeUndefined();
     // One fault was planned: a retry would have got through and answered 200.

@@ -16,7 +16,7 @@ describe('request logs', () => {
     );
     expect(response.headers.get('x-request-id')).toBe('req-abc.1');
 
-    const lines = app.logs().trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    const lines = app.logLines();
     const line = lines.find((l) => (l.req as { id?: string } | undefined)?.id === 'req-abc.1');
     expect(line).toBeDefined();
     expect((line!.req as { url: string }).url).toBe('/health/ready?code=[Redacted]&state=[Redacted]&ticket=[Redacted]&keep=visible');

@@ -19,6 +19,8 @@ export interface TestApp {
   readonly baseUrl: string;
   /** Every log line written so far (only with `captureLogs`). */
   logs(): string;
+  /** The same lines, parsed. */
+  logLines(): Record<string, unknown>[];
   close(): Promise<void>;
 }
 
@@ -82,6 +84,12 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     config,
     baseUrl: `http://127.0.0.1:${port}`,
     logs: () => captured.join(''),
+    logLines: () =>
+      captured
+        .join('')
+        .split('\n')
+        .filter((line) => line !== '')
+        .map((line) => JSON.parse(line) as Record<string, unknown>),
     close: async () => {
       await app.close();
       await database?.drop();
