@@ -14,6 +14,7 @@
 import 'reflect-metadata';
 import { type ChildProcess, fork } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Controller, Get, Module, Param } from '@nestjs/common';
@@ -58,11 +59,11 @@ class BareModule {}
 async function serve(kind: string): Promise<void> {
   // Exit normally when the benchmark stops this server, so that `--cpu-prof` can write its profile.
   process.once('SIGTERM', () => process.exit(0));
-  // The benchmark asks for this process' CPU time around each recorded turn.
+  // The benchmark asks for this process' CPU time and system calls around each recorded turn.
   process.on('message', (message: string) => {
     if (message === CPU_QUERY) {
       const { user, system } = process.cpuUsage();
-      process.send?.({ cpuMicros: user + system });
+      process.send?.({ cpuMicros: user + system, syscalls: ioSyscalls() });
     }
   });
   if (kind === 'bare') {
@@ -77,13 +78,32 @@ async function serve(kind: string): Promise<void> {
   process.send?.({ port: (app.getHttpServer().address() as { port: number }).port });
 }
 
-/** CPU time (user + system, all threads) the server process has used so far, in microseconds. */
-function cpuMicros(child: ChildProcess): Promise<number> {
+/**
+ * Read and write system calls (sockets, pipes, files) this process has made so far, from Linux' /proc/self/io; NaN
+ * elsewhere. On a virtual machine each one costs microseconds: a request's share of them tells batching apart.
+ */
+function ioSyscalls(): number {
+  try {
+    const io = readFileSync('/proc/self/io', 'utf8');
+    return Number(/^syscr: (\d+)$/m.exec(io)?.[1]) + Number(/^syscw: (\d+)$/m.exec(io)?.[1]);
+  } catch {
+    return Number.NaN;
+  }
+}
+
+interface Usage {
+  /** CPU time (user + system, all threads) in microseconds. */
+  readonly cpuMicros: number;
+  readonly syscalls: number;
+}
+
+/** What the server process has used so far. */
+function usage(child: ChildProcess): Promise<Usage> {
   return new Promise((resolve) => {
-    const answer = (message: { cpuMicros?: number }) => {
+    const answer = (message: Partial<Usage>) => {
       if (message.cpuMicros === undefined) return;
       child.off('message', answer);
-      resolve(message.cpuMicros);
+      resolve({ cpuMicros: message.cpuMicros, syscalls: message.syscalls ?? Number.NaN });
     };
     child.on('message', answer);
     child.send(CPU_QUERY);
@@ -146,6 +166,8 @@ interface Measured {
   readonly failed: number;
   /** The server process' own CPU time per answered request. */
   readonly cpuMicrosPerRequest: number;
+  /** The server process' read and write system calls per answered request. */
+  readonly syscallsPerRequest: number;
 }
 
 /** Latencies and failures of one server, gathered over all its rounds. */
@@ -154,11 +176,20 @@ class Tally {
   failed = 0;
   seconds = 0;
   cpuMicros = 0;
+  syscalls = 0;
 
   result(): Measured {
     const sorted = [...this.latenciesMs].sort((a, b) => a - b);
     const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
-    return { requestsPerSecond: sorted.length / this.seconds, p50Ms: at(50), p99Ms: at(99), requests: sorted.length, failed: this.failed, cpuMicrosPerRequest: this.cpuMicros / sorted.length };
+    return {
+      requestsPerSecond: sorted.length / this.seconds,
+      p50Ms: at(50),
+      p99Ms: at(99),
+      requests: sorted.length,
+      failed: this.failed,
+      cpuMicrosPerRequest: this.cpuMicros / sorted.length,
+      syscallsPerRequest: this.syscalls / sorted.length,
+    };
   }
 }
 
@@ -185,7 +216,7 @@ async function round(target: Target, userIds: readonly string[], connections: nu
       },
     ],
   };
-  const cpuBefore = record ? await cpuMicros(target.child) : 0;
+  const before = record ? await usage(target.child) : undefined;
   const result = await new Promise<autocannon.Result>((resolve, reject) => {
     const instance = autocannon(options, (error: unknown, done: autocannon.Result) => (error ? reject(error) : resolve(done)));
     if (!record) return;
@@ -194,8 +225,10 @@ async function round(target: Target, userIds: readonly string[], connections: nu
       else target.tally.failed += 1;
     });
   });
-  if (record) {
-    target.tally.cpuMicros += (await cpuMicros(target.child)) - cpuBefore;
+  if (before) {
+    const after = await usage(target.child);
+    target.tally.cpuMicros += after.cpuMicros - before.cpuMicros;
+    target.tally.syscalls += after.syscalls - before.syscalls;
     target.tally.failed += result.errors + result.timeouts;
     target.tally.seconds += result.duration;
   }
@@ -265,13 +298,13 @@ async function main(): Promise<void> {
     if (appRun.failed + bareRun.failed > 0) throw new Error(`requests failed: service ${appRun.failed}, bare ${bareRun.failed}`);
     const row = (label: string, run: Measured) =>
       `| ${label} | ${run.requestsPerSecond.toFixed(0)} | ${run.p50Ms.toFixed(1)} ms | ${run.p99Ms.toFixed(1)} ms | ` +
-      `${run.cpuMicrosPerRequest.toFixed(0)} µs | ${run.requests} |`;
+      `${run.cpuMicrosPerRequest.toFixed(0)} µs | ${run.syscallsPerRequest.toFixed(2)} | ${run.requests} |`;
     const lines = [
       `## API read run: ${users.toLocaleString('en-US')} users × ${SITES_PER_USER} sites, ${connections} connections, ` +
         `${rounds} turns of ${seconds} s each, LOG_LEVEL=${values['log-level']}, Node ${process.version}, ${cpus().length} CPUs`,
       '',
-      '| server | requests/s | p50 | p99 | server CPU per request | requests |',
-      '|---|---|---|---|---|---|',
+      '| server | requests/s | p50 | p99 | server CPU per request | server read/write system calls per request | requests |',
+      '|---|---|---|---|---|---|---|',
       row('service: GET /v1/users/{userId}/accessible-resources', appRun),
       row('bare NestJS route, same JSON, no key/limit/logs/metrics/database', bareRun),
       '',
