@@ -2,10 +2,11 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Module } from '@nestjs/common';
 import { LoggerModule } from 'nestjs-pino';
-import pino, { type DestinationStream } from 'pino';
+import type { DestinationStream } from 'pino';
 import { AppConfig } from '../config/app-config.js';
 import { LOG_DESTINATION } from '../config/config.module.js';
 import { maskUrl, REDACTING_HOOKS } from './redact.js';
+import { standardOutput } from './turn-output.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
@@ -52,14 +53,4 @@ export class LoggingModule {}
 
 function isDeliberate503(res: ServerResponse): boolean {
   return res.statusCode === 503 && (res as ServerResponse & { err?: unknown }).err === undefined;
-}
-
-/**
- * Standard output, written asynchronously: a line is handed to the system while the next requests are served, and
- * lines that arrive during a write go out together in the next one, instead of one blocking write per request.
- * pino writes out what is left when the process exits (also after an uncaught error); only a kill -9 can lose the
- * lines of the moment.
- */
-function standardOutput(): DestinationStream {
-  return pino.destination({ dest: 1, sync: false });
 }
