@@ -5,9 +5,9 @@ import { BaseExceptionFilter, NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import cookieParser from 'cookie-parser';
 import type { Request } from 'express';
-import helmet from 'helmet';
 import { Logger } from 'nestjs-pino';
 import { setupApiDocs } from './api/api-docs.js';
+import { isApiPath, securityHeaders } from './api/api-routes.js';
 import { AppModule } from './app.module.js';
 import { ApiErrorFilter } from './common/error.filter.js';
 import { AppExpressAdapter } from './common/express-adapter.js';
@@ -23,9 +23,12 @@ export async function createApp(options: CoreOptions): Promise<INestApplication>
   app.set('query parser', 'extended');
   // An https PUBLIC_URL means a TLS-terminating proxy in front: trust that one hop for the client's address and protocol.
   if (new URL(options.config.publicUrl).protocol === 'https:') app.set('trust proxy', 1);
-  // Helmet's default CSP would break other HTML (the API docs, the sandbox's consent page sets its own);
-  // the browser routes get their strict one below.
-  app.use(helmet({ contentSecurityPolicy: false }));
+  // No answer here is worth revalidating: the API's and the browser routes' must not be stored, health and metrics are
+  // live. Express would otherwise hash every body for an ETag.
+  app.set('etag', false);
+  // The API's own set under /v1; elsewhere helmet's without its default CSP, which would break other HTML (the API
+  // docs and the sandbox's consent page set their own; the browser routes get their strict one below).
+  app.use(securityHeaders());
   app.use(BROWSER_ROUTES_PREFIX, ...browserRouteHeaders());
   // Only the browser routes read a cookie; the API's requests are not parsed for one.
   app.use(BROWSER_ROUTES_PREFIX, cookieParser());
@@ -46,7 +49,7 @@ class ApiRoutesErrorFilter extends BaseExceptionFilter {
 
   override catch(exception: unknown, host: ArgumentsHost): void {
     const path = host.getType() === 'http' ? host.switchToHttp().getRequest<Request>().path : '';
-    if (path === '/v1' || path.startsWith('/v1/')) this.api.catch(exception, host);
+    if (isApiPath(path)) this.api.catch(exception, host);
     else super.catch(exception, host);
   }
 }

@@ -11,6 +11,7 @@ import {
 import type { Request } from 'express';
 import { DomainError } from '../common/errors.js';
 import { ApiKeyGuard } from './api-key.guard.js';
+import { isApiPath } from './api-routes.js';
 
 /**
  * Limits every /v1 route per API key, one budget per key across all routes (API_RATE_LIMIT_PER_MINUTE). It runs
@@ -66,8 +67,4 @@ class RememberingReflector extends Reflector {
     if (!known.has(key)) known.set(key, super.get(key, target));
     return known.get(key);
   }
-}
-
-function isApiPath(path: string): boolean {
-  return path === '/v1' || path.startsWith('/v1/');
 }

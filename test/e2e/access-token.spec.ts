@@ -121,4 +121,23 @@ describePostgres('POST /v1/users/{userId}/access-token', () => {
       expect(await response.json()).toEqual({ error: { code: 'unauthorized', message: expect.any(String) } });
     }
   });
+
+  it('answers with headers that keep it out of every cache and frame, on success and on each error', async () => {
+    await connected('not-stored', 30 * MINUTE);
+    const answers = [await post('not-stored'), await post('nobody-here'), await post('not-stored', {}, {})];
+    expect(answers.map((response) => response.status)).toEqual([200, 404, 401]);
+    for (const response of answers) {
+      await response.text();
+      expect(response.headers.get('cache-control')).toBe('no-store');
+      expect(response.headers.get('etag')).toBeNull();
+      expect(response.headers.get('content-security-policy')).toBe("default-src 'none'; frame-ancestors 'none'");
+      expect(response.headers.get('x-frame-options')).toBe('DENY');
+      expect(response.headers.get('x-content-type-options')).toBe('nosniff');
+    }
+    // Outside the API, helmet's set for documents.
+    const health = await fetch(`${app.baseUrl}/health/live`);
+    await health.text();
+    expect(health.headers.get('x-frame-options')).toBe('SAMEORIGIN');
+    expect(health.headers.get('x-content-type-options')).toBe('nosniff');
+  });
 });
