@@ -13,7 +13,7 @@ export class ApiKeyGuard implements CanActivate {
   private readonly digests: Buffer[];
 
   constructor(config: AppConfig) {
-    this.digests = config.apiKeys.map(digest);
+    this.digests = config.apiKeys.map((key) => Buffer.from(hexDigest(key), 'hex'));
   }
 
   canActivate(context: ExecutionContext): boolean {
@@ -22,9 +22,10 @@ export class ApiKeyGuard implements CanActivate {
     if (request.apiKeyFingerprint !== undefined) return true;
     const presented = /^Bearer (\S+)$/.exec(request.headers.authorization ?? '')?.[1];
     if (!presented) throw new DomainError('unauthorized', 'Send an API key as "Authorization: Bearer <key>".');
-    const candidate = digest(presented);
+    const candidate = hexDigest(presented);
+    const candidateBytes = Buffer.from(candidate, 'hex');
     let match = false;
-    for (const known of this.digests) match = timingSafeEqual(known, candidate) || match;
+    for (const known of this.digests) match = timingSafeEqual(known, candidateBytes) || match;
     if (!match) throw new DomainError('unauthorized', 'The API key is not valid.');
     // The fingerprint is the start of the same digest: one hash per request.
     request.apiKeyFingerprint = fingerprintOf(candidate);
@@ -32,11 +33,12 @@ export class ApiKeyGuard implements CanActivate {
   }
 }
 
-function digest(key: string): Buffer {
-  return hash('sha256', key, 'buffer');
+/** SHA-256 in hex: Node's one-shot hash answers hex several times faster than a Buffer. */
+function hexDigest(key: string): string {
+  return hash('sha256', key, 'hex');
 }
 
 /** A short, non-reversible label of an API key (from its digest), the only form in which a key is ever logged or shown. */
-function fingerprintOf(keyDigest: Buffer): string {
-  return keyDigest.toString('hex', 0, 4);
+function fingerprintOf(keyHexDigest: string): string {
+  return keyHexDigest.slice(0, 8);
 }
