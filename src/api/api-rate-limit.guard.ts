@@ -1,4 +1,4 @@
-import { type ExecutionContext, Injectable, type Type } from '@nestjs/common';
+import { type ExecutionContext, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import {
   InjectThrottlerOptions,
@@ -6,6 +6,7 @@ import {
   ThrottlerGuard,
   type ThrottlerLimitDetail,
   type ThrottlerModuleOptions,
+  type ThrottlerRequest,
   type ThrottlerStorage,
 } from '@nestjs/throttler';
 import type { Request } from 'express';
@@ -18,21 +19,43 @@ import { isApiPath } from './api-routes.js';
  * app-wide before the controllers' own ApiKeyGuard, so it authenticates first: a missing or wrong key is refused
  * with 401 and never gets a counter, and the counter is keyed by the key's fingerprint, never the key.
  * Health, metrics, the browser routes and the sandbox are not limited.
+ *
+ * The service has one throttler and no route sets its own limit (no `@Throttle` or `@SkipThrottle`), so the limit
+ * is read once at start instead of ThrottlerGuard looking up five decorators per request and resolving each value;
+ * counting, headers and the 429 are ThrottlerGuard's own `handleRequest`.
  */
 @Injectable()
 export class ApiRateLimitGuard extends ThrottlerGuard {
+  private limit!: Omit<ThrottlerRequest, 'context'>;
+
   constructor(
     @InjectThrottlerOptions() options: ThrottlerModuleOptions,
     @InjectThrottlerStorage() storage: ThrottlerStorage,
     private readonly apiKeys: ApiKeyGuard,
   ) {
-    super(options, storage, new RememberingReflector());
+    super(options, storage, new Reflector());
   }
 
-  override async canActivate(context: ExecutionContext): Promise<boolean> {
-    if (context.getType() !== 'http' || !isApiPath(context.switchToHttp().getRequest<Request>().path)) return true;
+  override async onModuleInit(): Promise<void> {
+    await super.onModuleInit();
+    const [throttler] = this.throttlers;
+    if (this.throttlers.length !== 1 || typeof throttler.limit !== 'number' || typeof throttler.ttl !== 'number') {
+      throw new Error('ApiRateLimitGuard expects exactly one throttler with a fixed limit and ttl');
+    }
+    this.limit = {
+      throttler,
+      limit: throttler.limit,
+      ttl: throttler.ttl,
+      blockDuration: throttler.ttl,
+      getTracker: (request) => this.getTracker(request),
+      generateKey: (context, tracker, name) => this.generateKey(context, tracker, name),
+    };
+  }
+
+  override canActivate(context: ExecutionContext): Promise<boolean> {
+    if (context.getType() !== 'http' || !isApiPath(context.switchToHttp().getRequest<Request>().path)) return Promise.resolve(true);
     this.apiKeys.canActivate(context);
-    return super.canActivate(context);
+    return this.handleRequest({ context, ...this.limit });
   }
 
   protected override getTracker(request: Record<string, unknown>): Promise<string> {
@@ -48,23 +71,5 @@ export class ApiRateLimitGuard extends ThrottlerGuard {
     throw new DomainError('rate_limited', `This API key made more than ${detail.limit} requests this minute; retry in ${seconds} s.`, {
       'Retry-After': seconds,
     });
-  }
-}
-
-/**
- * ThrottlerGuard looks up five decorators (`@Throttle`, `@SkipThrottle`, …) on the route and its controller for every
- * request; decorators cannot change once the application runs, so what it found is remembered per route and controller.
- */
-class RememberingReflector extends Reflector {
-  private readonly found = new WeakMap<object, Map<unknown, unknown>>();
-
-  override get(key: string, target: Type | Function): unknown {
-    let known = this.found.get(target);
-    if (known === undefined) {
-      known = new Map();
-      this.found.set(target, known);
-    }
-    if (!known.has(key)) known.set(key, super.get(key, target));
-    return known.get(key);
   }
 }
