@@ -6,13 +6,20 @@ import { DataSource } from 'typeorm';
 import { OutboxRepository, type OutboxEvent } from '../../src/webhooks/outbox.repository.js';
 import { WEBHOOK_DELIVERY_INTERVAL, WebhookDeliveryScheduler } from '../../src/webhooks/webhook-delivery.scheduler.js';
 import { startTestApp, type TestApp } from '../utils/app.js';
+import { ManualClock } from '../utils/connections.js';
 import { createTestDatabase, describePostgres } from '../utils/database.js';
 import { WebhookReceiver } from '../integration/webhooks/webhook-receiver.js';
 
 const SECRET = 'whsec-e2e-0123456789abcdef';
 
-function enqueue(app: TestApp, event: OutboxEvent): Promise<string> {
-  return app.app.get(DataSource).transaction((manager) => new OutboxRepository().enqueue(manager, event, new Date()));
+function enqueue(app: TestApp, event: OutboxEvent, at = new Date()): Promise<string> {
+  return app.app.get(DataSource).transaction((manager) => new OutboxRepository().enqueue(manager, event, at));
+}
+
+/** The value of each of the outbox's gauges, as Prometheus reads them. */
+async function outboxGauges(app: TestApp): Promise<Record<string, number>> {
+  const text = await (await fetch(`${app.baseUrl}/metrics`)).text();
+  return Object.fromEntries([...text.matchAll(/^(atlassian_webhook_\w+) (\S+)$/gm)].map(([, name, value]) => [name, Number(value)]));
 }
 
 describe('webhooks in the running service', () => {
@@ -57,6 +64,33 @@ describe('webhooks in the running service', () => {
       .query('SELECT attempts, delivered_at FROM webhook_outbox WHERE id = $1', [id]);
     expect(rows).toEqual([{ attempts: 0, delivered_at: null }]);
     expect(receiver.received).toHaveLength(0);
+  }, 30_000);
+
+  it('show their backlog in /metrics: pending, given up, and the age of the oldest pending', async () => {
+    const clock = new ManualClock();
+    app = await startTestApp({ clock });
+    expect(await outboxGauges(app)).toEqual({
+      atlassian_webhook_events_pending: 0,
+      atlassian_webhook_events_given_up: 0,
+      atlassian_webhook_oldest_pending_seconds: 0,
+    });
+
+    const oldest = await enqueue(app, { type: 'connection.created', userId: 'e2e-user' }, clock.now());
+    clock.advance(30_000);
+    await enqueue(app, { type: 'connection.deleted', userId: 'e2e-user' }, clock.now());
+    clock.advance(60_000);
+    expect(await outboxGauges(app)).toEqual({
+      atlassian_webhook_events_pending: 2,
+      atlassian_webhook_events_given_up: 0,
+      atlassian_webhook_oldest_pending_seconds: 90,
+    });
+
+    await app.app.get(DataSource).query('UPDATE webhook_outbox SET dead_at = $2 WHERE id = $1', [oldest, clock.now()]);
+    expect(await outboxGauges(app)).toEqual({
+      atlassian_webhook_events_pending: 1,
+      atlassian_webhook_events_given_up: 1,
+      atlassian_webhook_oldest_pending_seconds: 60,
+    });
   }, 30_000);
 });
 
