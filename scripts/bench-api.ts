@@ -6,7 +6,7 @@
  * seeded user per request, a valid API key). In the same run it drives a bare NestJS route in another child process
  * that answers the same JSON with no API key, rate limit, logging, metrics or database: the ceiling of Nest on Express
  * on this machine. The two take turns, so a busy machine weighs on both alike. Reports requests/s, p50 and p99
- * latency and each server process' CPU time per request, for both, and their ratios.
+ * latency and each server process' CPU time and read/write system calls per request, for both, and their ratios.
  *
  * The server comes from BENCH_PG_URL (an admin URL; default postgres://postgres@127.0.0.1:5432/postgres); the
  * benchmark creates its own database there and drops it at the end.
@@ -29,7 +29,7 @@ const API_KEY = `bench-${randomBytes(16).toString('hex')}`;
 const SITES_PER_USER = 3;
 const SEED_CHUNK = 2_000;
 const WARMUP_SECONDS = 3;
-const CPU_QUERY = 'cpu';
+const USAGE_QUERY = 'usage';
 
 /** The JSON a seeded user's accessible-resources answers, so both servers send the same bytes. */
 function sitesOf(index: number): { id: string; url: string; name: string; scopes: string[]; avatarUrl: string }[] {
@@ -61,7 +61,7 @@ async function serve(kind: string): Promise<void> {
   process.once('SIGTERM', () => process.exit(0));
   // The benchmark asks for this process' CPU time and system calls around each recorded turn.
   process.on('message', (message: string) => {
-    if (message === CPU_QUERY) {
+    if (message === USAGE_QUERY) {
       const { user, system } = process.cpuUsage();
       process.send?.({ cpuMicros: user + system, syscalls: ioSyscalls() });
     }
@@ -106,7 +106,7 @@ function usage(child: ChildProcess): Promise<Usage> {
       resolve({ cpuMicros: message.cpuMicros, syscalls: message.syscalls ?? Number.NaN });
     };
     child.on('message', answer);
-    child.send(CPU_QUERY);
+    child.send(USAGE_QUERY);
   });
 }
 

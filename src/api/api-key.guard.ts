@@ -38,7 +38,12 @@ function hexDigest(key: string): string {
   return hash('sha256', key, 'hex');
 }
 
-/** A short, non-reversible label of an API key (from its digest), the only form in which a key is ever logged or shown. */
+/** A short, non-reversible label of an API key, the only form in which a key is ever logged or shown. */
+export function keyFingerprint(key: string): string {
+  return fingerprintOf(hexDigest(key));
+}
+
+/** The fingerprint from a key's digest: its first 8 hex digits. */
 function fingerprintOf(keyHexDigest: string): string {
   return keyHexDigest.slice(0, 8);
 }

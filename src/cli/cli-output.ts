@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { keyFingerprint } from '../api/api-key.guard.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
 
@@ -31,9 +31,9 @@ export function maskValue(value: string): string {
   return value.length >= 12 ? `${length}, "${value.slice(0, 3)}…${value.slice(-3)}"` : length;
 }
 
-/** A stable label for a secret (an API key): the first 8 hex digits of its SHA-256. */
+/** A stable label for an API key: the fingerprint the service logs and counts it by. */
 export function fingerprint(secret: string): string {
-  return `sha256:${createHash('sha256').update(secret, 'utf8').digest('hex').slice(0, 8)}`;
+  return `sha256:${keyFingerprint(secret)}`;
 }
 
 /** A URL fit to print: no password, and no query string (it may carry a token). */

@@ -4,11 +4,8 @@ import { ApiErrors } from '../api/api-errors.docs.js';
 import { ApiKeyGuard } from '../api/api-key.guard.js';
 import { UserIdPipe } from '../api/user-id.pipe.js';
 import { ApiErrorFilter } from '../common/error.filter.js';
-import { AppValidationPipe } from '../common/validation.pipe.js';
 import { AccessTokenRequestDto, AccessTokenResponseDto, DEFAULT_MIN_VALIDITY_SECONDS } from './access-token.dto.js';
 import { AccessTokenService } from './access-token.service.js';
-
-const BODY_VALIDATION = new AppValidationPipe();
 
 @ApiTags('connections')
 @ApiBearerAuth()
@@ -23,7 +20,7 @@ export class AccessTokenController {
   @ApiOperation({ summary: 'A valid access token for the user, refreshed on demand if needed' })
   @ApiOkResponse({ type: AccessTokenResponseDto })
   @ApiErrors('invalid_request', 'connection_not_found', 'reauth_required', 'atlassian_unavailable', 'configuration_error')
-  issue(@Param('userId', UserIdPipe) userId: string, @Body(BODY_VALIDATION) body: AccessTokenRequestDto): Promise<AccessTokenResponseDto> {
+  issue(@Param('userId', UserIdPipe) userId: string, @Body() body: AccessTokenRequestDto): Promise<AccessTokenResponseDto> {
     return this.tokens.accessToken(userId, body.minValiditySeconds ?? DEFAULT_MIN_VALIDITY_SECONDS);
   }
 }
