@@ -87,9 +87,7 @@ export class InitialSchema1795746160671 implements MigrationInterface {
         delivered_at timestamptz,
         last_error text
       )`);
-    await queryRunner.query(
-      `CREATE INDEX webhook_outbox_pending_idx ON webhook_outbox (next_attempt_at) WHERE delivered_at IS NULL`,
-    );
+    await queryRunner.query(`CREATE INDEX webhook_outbox_pending_idx ON webhook_outbox (next_attempt_at) WHERE delivered_at IS NULL`);
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {

@@ -111,7 +111,10 @@ function usage(child: ChildProcess): Promise<Usage> {
 }
 
 async function startServer(kind: 'app' | 'bare', env: Record<string, string>): Promise<{ url: string; child: ChildProcess }> {
-  const child = fork(process.argv[1], [SERVE_FLAG, kind], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  const child = fork(process.argv[1], [SERVE_FLAG, kind], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  });
   const port = await new Promise<number>((resolve, reject) => {
     child.once('message', (message: { port: number }) => resolve(message.port));
     child.once('exit', (code) => reject(new Error(`${kind} server exited with ${code}`)));
@@ -238,7 +241,14 @@ async function round(target: Target, userIds: readonly string[], connections: nu
  * The two servers take turns (ABBA…), a few seconds each, so that whatever else the machine is doing weighs on
  * both alike; a first turn each warms them up unrecorded.
  */
-async function compare(first: Target, second: Target, userIds: readonly string[], connections: number, rounds: number, seconds: number): Promise<void> {
+async function compare(
+  first: Target,
+  second: Target,
+  userIds: readonly string[],
+  connections: number,
+  rounds: number,
+  seconds: number,
+): Promise<void> {
   await round(first, userIds, connections, WARMUP_SECONDS, false);
   await round(second, userIds, connections, WARMUP_SECONDS, false);
   for (let turn = 0; turn < rounds; turn++) {

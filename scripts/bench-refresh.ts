@@ -116,9 +116,15 @@ async function seed(dataSource: DataSource, cipher: TokenCipher, count: number):
       ids.push(id);
       const access = cipher.seal(`at_seed_${i}`, { table: 'connections', rowId: id, column: 'access_token' });
       const refresh = cipher.seal(`rt_seed_${i}`, { table: 'connections', rowId: id, column: 'refresh_token' });
-      [id, `bench-user-${i}`, access.ciphertext, refresh.ciphertext, access.keyId, new Date(now.getTime() + 60_000), new Date(now.getTime() - (i % 600) * 1000)].forEach(
-        (value, index) => columns[index].push(value),
-      );
+      [
+        id,
+        `bench-user-${i}`,
+        access.ciphertext,
+        refresh.ciphertext,
+        access.keyId,
+        new Date(now.getTime() + 60_000),
+        new Date(now.getTime() - (i % 600) * 1000),
+      ].forEach((value, index) => columns[index].push(value));
     }
     await dataSource.query(
       `INSERT INTO connections (id, user_id, atlassian_account_id, status, access_token_ciphertext, access_token_key_id,
@@ -174,16 +180,7 @@ async function runRefresh(dataSource: DataSource, config: AppConfig, cipher: Tok
   const clock = new SystemClock();
   const repository = new RefreshRepository(dataSource, new OutboxRepository());
   const metrics = new SamplingMetrics(new Registry(), repository, clock, config);
-  const service = new RefreshService(
-    repository,
-    client,
-    cipher,
-    config,
-    clock,
-    metrics,
-    new MathRandomSource(),
-    new TimerSleeper(),
-  );
+  const service = new RefreshService(repository, client, cipher, config, clock, metrics, new MathRandomSource(), new TimerSleeper());
   const started = performance.now();
   const report = await service.runDueRefreshes();
   const seconds = (performance.now() - started) / 1000;
@@ -202,16 +199,28 @@ async function runRefresh(dataSource: DataSource, config: AppConfig, cipher: Tok
 /** The token endpoint alone, over keep-alive node:http: a lighter client than AtlassianClient's fetch. */
 async function tokenEndpointCeiling(url: string, total: number, concurrency: number): Promise<number> {
   const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
-  const body = JSON.stringify({ grant_type: 'refresh_token', client_id: 'bench-client', client_secret: 'bench-secret', refresh_token: 'rt' });
-  return rate(total, concurrency, () =>
-    new Promise<void>((resolve, reject) => {
-      const call = request(`${url}/oauth/token`, { method: 'POST', agent, headers: { 'Content-Type': 'application/json' } }, (response) => {
-        response.resume();
-        response.on('end', resolve);
-      });
-      call.on('error', reject);
-      call.end(body);
-    }),
+  const body = JSON.stringify({
+    grant_type: 'refresh_token',
+    client_id: 'bench-client',
+    client_secret: 'bench-secret',
+    refresh_token: 'rt',
+  });
+  return rate(
+    total,
+    concurrency,
+    () =>
+      new Promise<void>((resolve, reject) => {
+        const call = request(
+          `${url}/oauth/token`,
+          { method: 'POST', agent, headers: { 'Content-Type': 'application/json' } },
+          (response) => {
+            response.resume();
+            response.on('end', resolve);
+          },
+        );
+        call.on('error', reject);
+        call.end(body);
+      }),
   );
 }
 
@@ -264,7 +273,9 @@ async function explainClaim(adminUrl: string, size: number): Promise<string> {
       await client.query('ROLLBACK');
       if (claimed.rowCount !== CLAIM_BATCH) throw new Error(`claimed ${claimed.rowCount}, expected ${CLAIM_BATCH}`);
     }
-    const [{ due }] = (await client.query(`SELECT count(*)::int AS due FROM connections WHERE due_at <= $1`, [now])).rows as { due: number }[];
+    const [{ due }] = (await client.query(`SELECT count(*)::int AS due FROM connections WHERE due_at <= $1`, [now])).rows as {
+      due: number;
+    }[];
     return [
       `### ${size.toLocaleString('en-US')} connections (${due.toLocaleString('en-US')} due; seeded in ${seedSeconds.toFixed(1)} s)`,
       '',

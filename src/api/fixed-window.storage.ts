@@ -27,6 +27,11 @@ export class FixedWindowThrottlerStorage implements ThrottlerStorage {
     window.hits += 1;
     const secondsLeft = Math.max(1, Math.ceil((window.startsAt + ttl - now) / 1000));
     const isBlocked = window.hits > limit;
-    return Promise.resolve({ totalHits: window.hits, timeToExpire: secondsLeft, isBlocked, timeToBlockExpire: isBlocked ? secondsLeft : 0 });
+    return Promise.resolve({
+      totalHits: window.hits,
+      timeToExpire: secondsLeft,
+      isBlocked,
+      timeToBlockExpire: isBlocked ? secondsLeft : 0,
+    });
   }
 }

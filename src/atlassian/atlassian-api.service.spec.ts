@@ -87,14 +87,21 @@ describe('AtlassianApi', () => {
   it('passes the refresh rules’ answer on: a revoked grant is reauth_required', async () => {
     const service = {
       accessToken: (userId: string, minValiditySeconds: number) =>
-        minValiditySeconds > 30 ? Promise.reject(new ReauthRequiredError(userId)) : Promise.resolve({ accessToken: 'a1', expiresAt: at(50) }),
+        minValiditySeconds > 30
+          ? Promise.reject(new ReauthRequiredError(userId))
+          : Promise.resolve({ accessToken: 'a1', expiresAt: at(50) }),
     } as unknown as AccessTokenService;
     const { client: fake } = client({ a1: rejected() });
     expect((await failure(new AtlassianApi(service, fake, clock).productGet('u', 'jira', 'cloud-1', '/x'))).code).toBe('reauth_required');
   });
 
   it.each([
-    ['a 429 with Retry-After', new AtlassianError('rate_limited', 'limited', { status: 429, retryAfterMs: 12_500 }), 'atlassian_unavailable', '13'],
+    [
+      'a 429 with Retry-After',
+      new AtlassianError('rate_limited', 'limited', { status: 429, retryAfterMs: 12_500 }),
+      'atlassian_unavailable',
+      '13',
+    ],
     ['a 429 without Retry-After', new AtlassianError('rate_limited', 'limited', { status: 429 }), 'atlassian_unavailable', '5'],
     ['a 503', new AtlassianError('unavailable', 'down', { status: 503 }), 'atlassian_unavailable', '5'],
     ['a timeout', new AtlassianError('timeout', 'slow'), 'atlassian_unavailable', '5'],

@@ -51,7 +51,9 @@ describe('parseCallbackUrl', () => {
   });
 
   it('reports Atlassian error answers with what they mean', () => {
-    const parsed = parseCallbackUrl(`${BASE}?error=access_denied&error_description=User%20did%20not%20authorize%20the%20request&state=${STATE}`);
+    const parsed = parseCallbackUrl(
+      `${BASE}?error=access_denied&error_description=User%20did%20not%20authorize%20the%20request&state=${STATE}`,
+    );
     expect(parsed.error).toBe('access_denied');
     expect(parsed.errorDescription).toBe('User did not authorize the request');
     expect(parsed.findings).toEqual([
@@ -69,9 +71,7 @@ describe('parseCallbackUrl', () => {
     expect(parseCallbackUrl(`${BASE}?code=${CODE}&state=${STATE})`).findings).toEqual(
       expect.arrayContaining([expect.objectContaining({ status: 'warn', text: expect.stringContaining('ends with ")"') })]),
     );
-    expect(failures(`${BASE}#code=${CODE}&state=${STATE}`)).toEqual(
-      expect.arrayContaining([expect.stringContaining('comes after "#"')]),
-    );
+    expect(failures(`${BASE}#code=${CODE}&state=${STATE}`)).toEqual(expect.arrayContaining([expect.stringContaining('comes after "#"')]));
   });
 
   it('accepts a bare query string, and refuses what is not a URL', () => {

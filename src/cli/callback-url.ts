@@ -109,7 +109,8 @@ export function parseCallbackUrl(pasted: string): ParsedCallback {
   const errorDescription = first('error_description');
 
   if (error) findings.push(atlassianError(error.value ?? error.raw, errorDescription?.value ?? undefined));
-  else if (!code) findings.push({ status: 'fail', text: 'No code and no error: this is not what Atlassian sends back, or it was cut before them' });
+  else if (!code)
+    findings.push({ status: 'fail', text: 'No code and no error: this is not what Atlassian sends back, or it was cut before them' });
   if (code) findings.push(...inspectValue('code', code), ...inspectCode(code));
   if (state) findings.push(...inspectValue('state', state), ...inspectState(state));
   else findings.push({ status: 'fail', text: 'No state: the service cannot tell which sign-in this belongs to' });
@@ -205,7 +206,12 @@ function inspectState(state: RawParameter): Check[] {
   const value = state.value;
   if (value === null || value === '' || !URL_SAFE.test(value)) {
     return value && !PERCENT_ESCAPE.test(value) && !/\s/.test(value)
-      ? [{ status: 'fail', text: `state holds characters this service never puts in a state (it makes ${STATE_LENGTH} URL-safe characters)` }]
+      ? [
+          {
+            status: 'fail',
+            text: `state holds characters this service never puts in a state (it makes ${STATE_LENGTH} URL-safe characters)`,
+          },
+        ]
       : [];
   }
   if (value.length < STATE_LENGTH) {
@@ -218,7 +224,9 @@ function inspectState(state: RawParameter): Check[] {
     ];
   }
   if (value.length > STATE_LENGTH) {
-    return [{ status: 'fail', text: `state is ${value.length} characters; this service makes them ${STATE_LENGTH} long: something was appended` }];
+    return [
+      { status: 'fail', text: `state is ${value.length} characters; this service makes them ${STATE_LENGTH} long: something was appended` },
+    ];
   }
   return [];
 }
@@ -226,7 +234,8 @@ function inspectState(state: RawParameter): Check[] {
 const ATLASSIAN_ERRORS: Record<string, string> = {
   access_denied: 'the user pressed Cancel on the consent page (or may not grant this app access); nothing is wrong with the setup',
   unauthorized_client: 'Atlassian refused the app for this request: check the client id and that the callback URL is registered',
-  invalid_scope: 'a requested scope is not enabled for the app: add it under Permissions in the developer console, or remove it from ATLASSIAN_SCOPES',
+  invalid_scope:
+    'a requested scope is not enabled for the app: add it under Permissions in the developer console, or remove it from ATLASSIAN_SCOPES',
   server_error: 'Atlassian failed; starting again usually works',
   temporarily_unavailable: 'Atlassian is briefly unavailable; starting again usually works',
 };

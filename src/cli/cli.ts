@@ -78,7 +78,12 @@ export async function runCli(argv: readonly string[], context: CliContext): Prom
       if (!expectArguments(positional, flags, [], ['--dry-run'], print)) return 1;
       return withDatabase(context, (config, dataSource) => {
         const service = new KeyRotationService(new KeyRotationRepository(dataSource), new TokenCipher(config));
-        return rotateKeys(service, config.encryption.keys.map((k) => k.id), flags.has('--dry-run'), print);
+        return rotateKeys(
+          service,
+          config.encryption.keys.map((k) => k.id),
+          flags.has('--dry-run'),
+          print,
+        );
       });
     case 'explain-callback': {
       if (!expectArguments(positional, flags, ['<url>'], ['--exchange'], print)) return 1;
@@ -118,11 +123,20 @@ export async function runCli(argv: readonly string[], context: CliContext): Prom
   }
 }
 
-function expectArguments(positional: readonly string[], flags: ReadonlySet<string>, names: readonly string[], allowed: readonly string[], print: Print): boolean {
+function expectArguments(
+  positional: readonly string[],
+  flags: ReadonlySet<string>,
+  names: readonly string[],
+  allowed: readonly string[],
+  print: Print,
+): boolean {
   const unknown = [...flags].filter((f) => !allowed.includes(f));
   if (positional.length === names.length && unknown.length === 0) return true;
   if (unknown.length > 0) print(`Unknown option ${unknown.join(', ')}.`);
-  else print(`Expected ${names.length === 0 ? 'no arguments' : names.join(' ')}${positional.length > names.length ? `, got ${positional.length}` : ''}.`);
+  else
+    print(
+      `Expected ${names.length === 0 ? 'no arguments' : names.join(' ')}${positional.length > names.length ? `, got ${positional.length}` : ''}.`,
+    );
   print(USAGE);
   return false;
 }

@@ -34,10 +34,18 @@ export function checkCallbackUrl(config: AppConfig): Check {
   try {
     url = new URL(raw);
   } catch {
-    return { status: 'fail', text: `ATLASSIAN_CALLBACK_URL is not an absolute URL: ${raw}`, fix: 'Set it to https://<your host>/auth/atlassian/callback.' };
+    return {
+      status: 'fail',
+      text: `ATLASSIAN_CALLBACK_URL is not an absolute URL: ${raw}`,
+      fix: 'Set it to https://<your host>/auth/atlassian/callback.',
+    };
   }
   if (url.hash || raw.includes('#')) {
-    return { status: 'fail', text: `ATLASSIAN_CALLBACK_URL has a #fragment: ${raw}`, fix: 'A redirect URI cannot have a fragment; remove it here and in the developer console.' };
+    return {
+      status: 'fail',
+      text: `ATLASSIAN_CALLBACK_URL has a #fragment: ${raw}`,
+      fix: 'A redirect URI cannot have a fragment; remove it here and in the developer console.',
+    };
   }
   if (url.protocol !== 'https:' && !isLocal(url)) {
     return {
@@ -82,7 +90,10 @@ export function checkScopes(config: AppConfig): Check {
       fix: 'offline_access brings the refresh token and read:me the account id; both are needed.',
     };
   }
-  return { status: 'ok', text: `Scopes include offline_access and read:me: ${list} (each must also be added to the app in the developer console)` };
+  return {
+    status: 'ok',
+    text: `Scopes include offline_access and read:me: ${list} (each must also be added to the app in the developer console)`,
+  };
 }
 
 export function checkCredentials(config: AppConfig): Check {

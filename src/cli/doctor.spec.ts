@@ -53,14 +53,18 @@ describe('doctor configuration checks', () => {
   });
 
   it('refuse an http callback URL except on localhost', () => {
-    expect(checkCallbackUrl(config({ ...PRODUCTION, ATLASSIAN_CALLBACK_URL: 'http://tokens.example.com/auth/atlassian/callback' })).status).toBe('fail');
+    expect(
+      checkCallbackUrl(config({ ...PRODUCTION, ATLASSIAN_CALLBACK_URL: 'http://tokens.example.com/auth/atlassian/callback' })).status,
+    ).toBe('fail');
     expect(checkCallbackUrl(config({ ATLASSIAN_CALLBACK_URL: 'http://localhost:3000/auth/atlassian/callback' })).status).toBe('ok');
     expect(checkCallbackUrl(config({ ATLASSIAN_CALLBACK_URL: 'http://127.0.0.1:3000/auth/atlassian/callback' })).status).toBe('ok');
     expect(checkCallbackUrl(config({ ATLASSIAN_CALLBACK_URL: 'https://x.example.com/cb#frag' })).status).toBe('fail');
   });
 
   it('warn when the callback URL is not PUBLIC_URL + /auth/atlassian/callback, naming a trailing slash', () => {
-    const slash = checkCallbackRoute(config({ ...PRODUCTION, ATLASSIAN_CALLBACK_URL: 'https://tokens.example.com/auth/atlassian/callback/' }));
+    const slash = checkCallbackRoute(
+      config({ ...PRODUCTION, ATLASSIAN_CALLBACK_URL: 'https://tokens.example.com/auth/atlassian/callback/' }),
+    );
     expect(slash).toMatchObject({ status: 'warn', text: expect.stringContaining('only a trailing slash differs') });
     const proxied = checkCallbackRoute(config({ ...PRODUCTION, ATLASSIAN_CALLBACK_URL: 'https://edge.example.com/oauth/callback' }));
     expect(proxied).toMatchObject({ status: 'warn', fix: expect.stringContaining('registered in the Atlassian developer console') });
@@ -73,7 +77,10 @@ describe('doctor configuration checks', () => {
     expect(checkProductionReadiness(config({})).text).toBe(
       'NODE_ENV=development; production would refuse API_KEYS unset, TOKEN_ENCRYPTION_KEYS unset, ATLASSIAN_CLIENT_ID unset (sandbox); DATABASE_URL unset (embedded database: one process only)',
     );
-    expect(checks.find((c) => c.text.startsWith('Scopes'))).toMatchObject({ status: 'ok', text: expect.stringContaining('offline_access read:me') });
+    expect(checks.find((c) => c.text.startsWith('Scopes'))).toMatchObject({
+      status: 'ok',
+      text: expect.stringContaining('offline_access read:me'),
+    });
   });
 });
 
@@ -82,7 +89,10 @@ describe('doctor database checks', () => {
 
   it('warn when the clocks differ by more than 30 s, not counting the query time', () => {
     expect(checkClock(at(0), at(31), at(2)).status).toBe('ok');
-    expect(checkClock(at(0), at(32), at(0))).toMatchObject({ status: 'warn', text: "This machine's clock is 32.0 s behind the database server's" });
+    expect(checkClock(at(0), at(32), at(0))).toMatchObject({
+      status: 'warn',
+      text: "This machine's clock is 32.0 s behind the database server's",
+    });
     expect(checkClock(at(40), at(0), at(40)).text).toContain('ahead of');
   });
 

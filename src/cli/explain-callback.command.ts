@@ -106,7 +106,10 @@ function stateChecks(found: FoundState | undefined, now: Date, config: AppConfig
       fix: 'Find what rewrites the callback URL (proxy, link checker, redirect) and let the query string through untouched.',
     });
   }
-  checks.push({ status: 'ok', text: `Known: sign-in started ${ago(record.createdAt)} ago (${record.createdAt.toISOString()}) for user "${record.userId}"` });
+  checks.push({
+    status: 'ok',
+    text: `Known: sign-in started ${ago(record.createdAt)} ago (${record.createdAt.toISOString()}) for user "${record.userId}"`,
+  });
   checks.push(
     record.expiresAt.getTime() <= now.getTime()
       ? { status: 'warn', text: `Expired ${ago(record.expiresAt)} ago: a callback with it now is refused`, fix: 'Start a new sign-in.' }
@@ -153,7 +156,11 @@ async function exchangeChecks(parsed: ParsedCallback, found: FoundState | undefi
       },
       tokens.refreshToken
         ? { status: 'ok', text: 'A refresh token came with it (offline_access granted)' }
-        : { status: 'fail', text: 'No refresh token came with it', fix: 'Add offline_access to the app\'s scopes; without it a connection dies within an hour.' },
+        : {
+            status: 'fail',
+            text: 'No refresh token came with it',
+            fix: "Add offline_access to the app's scopes; without it a connection dies within an hour.",
+          },
     ];
   } catch (error) {
     if (!(error instanceof AtlassianError)) throw error;
@@ -169,11 +176,20 @@ async function exchangeChecks(parsed: ParsedCallback, found: FoundState | undefi
       });
       return [
         { status: 'fail', text: diagnosis.summary },
-        ...diagnosis.causes.map((c): Check => ({ status: VERDICT_STATUS[c.verdict], text: `${VERDICT_LABELS[c.verdict]}: ${c.explanation}` })),
+        ...diagnosis.causes.map((c): Check => ({
+          status: VERDICT_STATUS[c.verdict],
+          text: `${VERDICT_LABELS[c.verdict]}: ${c.explanation}`,
+        })),
       ];
     }
     if (error.kind === 'client_unauthorized') {
-      return [{ status: 'fail', text: error.message, fix: 'Copy ATLASSIAN_CLIENT_ID and ATLASSIAN_CLIENT_SECRET again from the developer console.' }];
+      return [
+        {
+          status: 'fail',
+          text: error.message,
+          fix: 'Copy ATLASSIAN_CLIENT_ID and ATLASSIAN_CLIENT_SECRET again from the developer console.',
+        },
+      ];
     }
     return [{ status: 'fail', text: `Atlassian refused or failed: ${error.message}` }];
   }

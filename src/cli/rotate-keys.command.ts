@@ -26,7 +26,9 @@ export async function rotateKeys(service: KeyRotationService, keyIds: readonly s
     return 0;
   }
 
-  const report = await service.rotate((p) => print(`  batch ${p.batch}: ${p.rewritten} connections re-encrypted (${p.rewrittenSoFar} so far)`));
+  const report = await service.rotate((p) =>
+    print(`  batch ${p.batch}: ${p.rewritten} connections re-encrypted (${p.rewrittenSoFar} so far)`),
+  );
   print(`✓ Re-encrypted ${report.tokensRewritten} tokens in ${report.connectionsRewritten} connections under "${active}".`);
   if (report.changedMeanwhile > 0) {
     print(`  ${report.changedMeanwhile} connections were changed by the running service meanwhile and kept their newer tokens.`);

@@ -2,7 +2,10 @@ import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsIn, IsOptional } from 'class-validator';
 
 export class AccessibleResourceDto {
-  @ApiProperty({ description: 'The cloudId: use it in `https://api.atlassian.com/ex/jira/{cloudId}/…`.', example: '1324a887-45db-1bf4-1e99-ef0ff456d421' })
+  @ApiProperty({
+    description: 'The cloudId: use it in `https://api.atlassian.com/ex/jira/{cloudId}/…`.',
+    example: '1324a887-45db-1bf4-1e99-ef0ff456d421',
+  })
   id: string;
 
   @ApiProperty({ example: 'https://acme.atlassian.net' })
@@ -41,7 +44,10 @@ export class AccessibleResourcesDto {
 }
 
 export class AccessibleResourcesQueryDto {
-  @ApiPropertyOptional({ enum: ['true', 'false'], description: '`true` re-reads the sites from Atlassian (with a valid token) and stores them.' })
+  @ApiPropertyOptional({
+    enum: ['true', 'false'],
+    description: '`true` re-reads the sites from Atlassian (with a valid token) and stores them.',
+  })
   @IsOptional()
   @IsIn(['true', 'false'])
   refresh?: 'true' | 'false';

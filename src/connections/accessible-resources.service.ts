@@ -60,8 +60,14 @@ export class AccessibleResourcesService {
   }
 
   /** The stored sites, read in the caller's transaction or, without one, in a statement shared with concurrent reads. */
-  private async stored(transaction: EntityManager | undefined, userId: string, changes?: ResourceChangesDto): Promise<AccessibleResourcesDto> {
-    const stored = transaction ? (await this.connections.findResources(transaction, [userId])).get(userId) : await this.reads.submit(userId);
+  private async stored(
+    transaction: EntityManager | undefined,
+    userId: string,
+    changes?: ResourceChangesDto,
+  ): Promise<AccessibleResourcesDto> {
+    const stored = transaction
+      ? (await this.connections.findResources(transaction, [userId])).get(userId)
+      : await this.reads.submit(userId);
     if (!stored) throw new ConnectionNotFoundError(userId);
     // The grant is gone: the stored sites say nothing about what the user can reach now.
     if (stored.status === 'reauth_required') throw new ReauthRequiredError(userId);
@@ -90,7 +96,10 @@ export class AccessibleResourcesService {
       await this.connections.recordResourceChanges(
         manager,
         locked.connectionId,
-        [...changes.added.map((cloudId) => ({ cloudId, change: 'added' as const })), ...changes.removed.map((cloudId) => ({ cloudId, change: 'removed' as const }))],
+        [
+          ...changes.added.map((cloudId) => ({ cloudId, change: 'added' as const })),
+          ...changes.removed.map((cloudId) => ({ cloudId, change: 'removed' as const })),
+        ],
         now,
       );
       await this.connections.markResourcesFetched(manager, locked.connectionId, now);

@@ -24,7 +24,12 @@ export class ConnectionDto {
   @ApiProperty({ type: [String], description: 'The scopes Atlassian granted.', example: ['read:jira-work', 'offline_access', 'read:me'] })
   scopes: string[];
 
-  @ApiProperty({ type: String, format: 'date-time', nullable: true, description: 'When the stored access token expires; null without one.' })
+  @ApiProperty({
+    type: String,
+    format: 'date-time',
+    nullable: true,
+    description: 'When the stored access token expires; null without one.',
+  })
   accessTokenExpiresAt: string | null;
 
   @ApiProperty({ type: String, format: 'date-time', nullable: true, description: 'When the tokens were last issued (consent or refresh).' })

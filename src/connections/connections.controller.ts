@@ -8,7 +8,11 @@ import { AccessibleResourcesService } from './accessible-resources.service.js';
 import { ConnectionDto, ConnectionPageDto, ListConnectionsQueryDto } from './connection.dto.js';
 import { UserConnectionsService } from './user-connections.service.js';
 
-const USER_ID_PARAM = { name: 'userId', description: "Your own id for the user: 1–128 characters of [A-Za-z0-9._:@-].", example: 'user-42' };
+const USER_ID_PARAM = {
+  name: 'userId',
+  description: 'Your own id for the user: 1–128 characters of [A-Za-z0-9._:@-].',
+  example: 'user-42',
+};
 
 @ApiTags('connections')
 @ApiBearerAuth()
@@ -43,8 +47,19 @@ export class ConnectionsController {
   @ApiOperation({ summary: 'The Atlassian sites the user can reach, as stored; `refresh=true` re-reads them from Atlassian first' })
   @ApiParam(USER_ID_PARAM)
   @ApiOkResponse({ type: AccessibleResourcesDto })
-  @ApiErrors('invalid_request', 'connection_not_found', 'reauth_required', 'atlassian_unavailable', 'atlassian_error', 'atlassian_forbidden', 'configuration_error')
-  accessibleResources(@Param('userId', UserIdPipe) userId: string, @Query() query: AccessibleResourcesQueryDto): Promise<AccessibleResourcesDto> {
+  @ApiErrors(
+    'invalid_request',
+    'connection_not_found',
+    'reauth_required',
+    'atlassian_unavailable',
+    'atlassian_error',
+    'atlassian_forbidden',
+    'configuration_error',
+  )
+  accessibleResources(
+    @Param('userId', UserIdPipe) userId: string,
+    @Query() query: AccessibleResourcesQueryDto,
+  ): Promise<AccessibleResourcesDto> {
     return this.resources.read(userId, { refresh: query.refresh === 'true' });
   }
 

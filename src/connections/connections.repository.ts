@@ -150,7 +150,10 @@ export class ConnectionsRepository {
   async findPage(manager: EntityManager, page: ConnectionPageRequest): Promise<ConnectionSummary[]> {
     const after = page.afterUserId ?? '';
     if (page.status === undefined) {
-      return manager.query(`SELECT ${SUMMARY_COLUMNS} FROM connections WHERE user_id > $1 ORDER BY user_id LIMIT $2`, [after, page.limit + 1]);
+      return manager.query(`SELECT ${SUMMARY_COLUMNS} FROM connections WHERE user_id > $1 ORDER BY user_id LIMIT $2`, [
+        after,
+        page.limit + 1,
+      ]);
     }
     return manager.query(`SELECT ${SUMMARY_COLUMNS} FROM connections WHERE status = $1 AND user_id > $2 ORDER BY user_id LIMIT $3`, [
       page.status,
@@ -177,7 +180,9 @@ export class ConnectionsRepository {
    * read, and concurrent requests share it. Users without a connection are absent from the map.
    */
   async findResources(manager: EntityManager, userIds: readonly string[]): Promise<Map<string, StoredResources>> {
-    const rows = await preparedRead<StoredResources & { userId: string }>(manager, 'connections_find_resources', FIND_RESOURCES_SQL, [userIds]);
+    const rows = await preparedRead<StoredResources & { userId: string }>(manager, 'connections_find_resources', FIND_RESOURCES_SQL, [
+      userIds,
+    ]);
     return new Map(rows.map(({ userId, ...stored }) => [userId, stored]));
   }
 

@@ -51,7 +51,11 @@ export class UserConnectionsService {
     return this.dataSource.transaction(async (manager) => {
       const deleted = await this.connections.deleteByUserId(manager, userId);
       if (!deleted) throw new ConnectionNotFoundError(userId);
-      await this.outbox.enqueue(manager, { type: 'connection.deleted', userId, data: { atlassianAccountId: deleted.atlassianAccountId } }, now);
+      await this.outbox.enqueue(
+        manager,
+        { type: 'connection.deleted', userId, data: { atlassianAccountId: deleted.atlassianAccountId } },
+        now,
+      );
     });
   }
 }

@@ -63,9 +63,7 @@ export class TokenCipher {
     decipher.setAAD(additionalData(context, sealed.keyId));
     decipher.setAuthTag(raw.subarray(raw.length - TAG_BYTES));
     try {
-      return Buffer.concat([decipher.update(raw.subarray(NONCE_BYTES, raw.length - TAG_BYTES)), decipher.final()]).toString(
-        'utf8',
-      );
+      return Buffer.concat([decipher.update(raw.subarray(NONCE_BYTES, raw.length - TAG_BYTES)), decipher.final()]).toString('utf8');
     } catch {
       throw new TokenDecryptionError('authentication failed (altered, moved to another row or column, or wrong key)');
     }

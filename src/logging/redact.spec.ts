@@ -13,7 +13,15 @@ function capturingLogger(): { logger: pino.Logger; lines: () => Record<string, u
     },
   });
   const logger = pino({ hooks: REDACTING_HOOKS, serializers: { err: pino.stdSerializers.err } }, destination);
-  return { logger, lines: () => chunks.join('').trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>) };
+  return {
+    logger,
+    lines: () =>
+      chunks
+        .join('')
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as Record<string, unknown>),
+  };
 }
 
 describe('redactLine', () => {
@@ -39,7 +47,7 @@ describe('redactLine', () => {
     expect(redactLine(line)).toBe(line);
   });
 
-  it('is applied by pino to every line, child loggers\' bindings included', () => {
+  it("is applied by pino to every line, child loggers' bindings included", () => {
     const { logger, lines } = capturingLogger();
     logger.info({ refreshToken: 'rt-SECRET', grant: { client_secret: 'cs-SECRET' } }, 'refreshed');
     logger.child({ state: 'state-SECRET', callback: { code: 'code-SECRET', ticket: 'ticket-SECRET' } }).warn('callback refused');
@@ -54,7 +62,9 @@ describe('redactLine', () => {
 
 describe('maskUrl', () => {
   it('censors the values of secret query parameters and keeps the rest', () => {
-    expect(maskUrl('/auth/atlassian/callback?code=c-SECRET&state=s-SECRET&keep=1')).toBe('/auth/atlassian/callback?code=[Redacted]&state=[Redacted]&keep=1');
+    expect(maskUrl('/auth/atlassian/callback?code=c-SECRET&state=s-SECRET&keep=1')).toBe(
+      '/auth/atlassian/callback?code=[Redacted]&state=[Redacted]&keep=1',
+    );
     expect(maskUrl('/v1/users/u/accessible-resources')).toBe('/v1/users/u/accessible-resources');
   });
 });

@@ -46,9 +46,15 @@ describe('TurnBatchedOutput', () => {
       for (let n = 0; n < 20000; n++) logger.info({ n }, 'line');
       if (process.argv[1] === 'throw') throw new Error('ended by an uncaught error');
       process.exit(0);`;
-    const child = spawnSync(process.execPath, ['--input-type=module', '-e', script, ending], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+    const child = spawnSync(process.execPath, ['--input-type=module', '-e', script, ending], {
+      encoding: 'utf8',
+      maxBuffer: 64 * 1024 * 1024,
+    });
     expect(child.status).toBe(ending === 'throw' ? 1 : 0);
-    const numbers = child.stdout.trim().split('\n').map((line) => (JSON.parse(line) as { n: number }).n);
+    const numbers = child.stdout
+      .trim()
+      .split('\n')
+      .map((line) => (JSON.parse(line) as { n: number }).n);
     expect(numbers).toHaveLength(20000);
     expect(numbers[19999]).toBe(19999);
   });

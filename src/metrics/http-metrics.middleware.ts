@@ -32,7 +32,10 @@ export class HttpMetricsMiddleware implements NestMiddleware {
     res.once('finish', () => {
       const pattern = (req.route as { path?: unknown } | undefined)?.path;
       const route = typeof pattern === 'string' ? `${req.baseUrl}${pattern}` : 'unmatched';
-      this.metrics.duration.observe({ method: req.method, route, status_code: String(res.statusCode) }, (performance.now() - started) / 1000);
+      this.metrics.duration.observe(
+        { method: req.method, route, status_code: String(res.statusCode) },
+        (performance.now() - started) / 1000,
+      );
     });
     next();
   }

@@ -30,7 +30,11 @@ describe('AtlassianStrategy', () => {
   });
 
   it('encodes the scope with %20 and the redirect_uri in full', () => {
-    const strategy = strategyFor({ ATLASSIAN_CLIENT_ID: 'c', ATLASSIAN_CLIENT_SECRET: 's', ATLASSIAN_CALLBACK_URL: 'https://x.example/cb?tenant=a&b=c' });
+    const strategy = strategyFor({
+      ATLASSIAN_CLIENT_ID: 'c',
+      ATLASSIAN_CLIENT_SECRET: 's',
+      ATLASSIAN_CALLBACK_URL: 'https://x.example/cb?tenant=a&b=c',
+    });
     const location = strategy.authorizationUrl('s1');
     expect(location).toContain('scope=read%3Ajira-work%20offline_access%20read%3Ame');
     expect(location).toContain(`redirect_uri=${encodeURIComponent('https://x.example/cb?tenant=a&b=c')}`);

@@ -41,10 +41,16 @@ function single(query: unknown, name: string, maxLength: number): string | undef
   const value = typeof query === 'object' && query !== null ? (query as Record<string, unknown>)[name] : undefined;
   if (value === undefined) return undefined;
   if (typeof value !== 'string') {
-    throw new ConnectFailure('invalid_request', `The ${name} parameter must appear once, as plain text; it appeared several times or with brackets.`);
+    throw new ConnectFailure(
+      'invalid_request',
+      `The ${name} parameter must appear once, as plain text; it appeared several times or with brackets.`,
+    );
   }
   if (value.length > maxLength) {
-    throw new ConnectFailure('invalid_request', `The ${name} parameter is ${value.length} characters long; at most ${maxLength} are accepted.`);
+    throw new ConnectFailure(
+      'invalid_request',
+      `The ${name} parameter is ${value.length} characters long; at most ${maxLength} are accepted.`,
+    );
   }
   return value;
 }

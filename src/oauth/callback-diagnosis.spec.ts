@@ -42,11 +42,15 @@ describe('diagnoseRejectedCode', () => {
     expect(verdicts({ ...fresh, secondsSinceAuthorize: 59 }).code_expired).toBe('ruled_out');
     expect(verdicts({ ...fresh, secondsSinceAuthorize: 300 }).code_expired).toBe('possible');
     expect(verdicts({ ...fresh, secondsSinceAuthorize: 660 }).code_expired).toBe('likely');
-    const tooOld = diagnoseRejectedCode({ ...fresh, atlassianError: 'invalid_request', atlassianDescription: 'authorization_code is invalid' });
+    const tooOld = diagnoseRejectedCode({
+      ...fresh,
+      atlassianError: 'invalid_request',
+      atlassianDescription: 'authorization_code is invalid',
+    });
     expect(tooOld.causes[0]).toMatchObject({ cause: 'code_expired', verdict: 'likely' });
-    expect(diagnoseRejectedCode({ ...fresh, secondsSinceAuthorize: 300 }).causes.find((c) => c.cause === 'code_expired')!.explanation).toContain(
-      '5 minutes',
-    );
+    expect(
+      diagnoseRejectedCode({ ...fresh, secondsSinceAuthorize: 300 }).causes.find((c) => c.cause === 'code_expired')!.explanation,
+    ).toContain('5 minutes');
   });
 
   it('blames a redirect_uri that changed between the two requests', () => {

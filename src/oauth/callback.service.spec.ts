@@ -15,10 +15,14 @@ const CALLBACK = 'https://tokens.example.com/auth/atlassian/callback';
 const STARTED = new Date('2026-03-02T09:00:00Z');
 const STATE: ConsumedState = { id: 'state-id', userId: 'user-1', redirectUri: CALLBACK, createdAt: STARTED };
 const TOKENS: TokenSet = { accessToken: 'at-1', refreshToken: 'rt-1', expiresInSeconds: 3600, scopes: ['read:me', 'offline_access'] };
-const SITES: AccessibleResource[] = [{ id: 'cloud-1', url: 'https://acme.atlassian.net', name: 'acme', scopes: ['read:jira-work'], avatarUrl: null }];
+const SITES: AccessibleResource[] = [
+  { id: 'cloud-1', url: 'https://acme.atlassian.net', name: 'acme', scopes: ['read:jira-work'], avatarUrl: null },
+];
 
 /** Records, in order, every step the callback takes, so tests can see what ran and what never did. */
-function setup(overrides: { exchange?: () => Promise<TokenSet>; me?: () => Promise<unknown>; consume?: () => Promise<ConsumedState> } = {}) {
+function setup(
+  overrides: { exchange?: () => Promise<TokenSet>; me?: () => Promise<unknown>; consume?: () => Promise<ConsumedState> } = {},
+) {
   const steps: string[] = [];
   const outcomes: StateOutcome[] = [];
   const stored: NewConnection[] = [];
@@ -157,7 +161,13 @@ describe('CallbackService', () => {
   it('reads an old code’s invalid_request as expiry', async () => {
     const { service } = setup({
       exchange: () =>
-        Promise.reject(new AtlassianError('invalid_request', 'x', { status: 400, error: 'invalid_request', description: 'authorization_code is invalid' })),
+        Promise.reject(
+          new AtlassianError('invalid_request', 'x', {
+            status: 400,
+            error: 'invalid_request',
+            description: 'authorization_code is invalid',
+          }),
+        ),
     });
     const failure = await failureOf(service.complete(callback, 'browser'));
     expect(failure.code).toBe('invalid_grant');
@@ -190,7 +200,9 @@ describe('CallbackService', () => {
   });
 
   it('says the account could not be read when /me refuses the token', async () => {
-    const { service, stored } = setup({ me: () => Promise.reject(new AtlassianError('token_rejected', 'Atlassian refused the access token')) });
+    const { service, stored } = setup({
+      me: () => Promise.reject(new AtlassianError('token_rejected', 'Atlassian refused the access token')),
+    });
     const failure = await failureOf(service.complete(callback, 'browser'));
     expect(failure.code).toBe('profile_unavailable');
     expect(stored).toEqual([]);

@@ -45,7 +45,10 @@ export class CallbackService {
 
   async complete(params: CallbackParams, browserSecret: string | undefined): Promise<ConnectedUser> {
     if (!params.state) {
-      throw new ConnectFailure('state_missing', 'This address is where Atlassian sends you back after signing in, and the answer carries no state.');
+      throw new ConnectFailure(
+        'state_missing',
+        'This address is where Atlassian sends you back after signing in, and the answer carries no state.',
+      );
     }
     const state = await this.states.consume(params.state, browserSecret);
     try {

@@ -43,7 +43,8 @@ export const CONNECT_FAILURES = {
   state_used: {
     status: 409,
     title: 'This sign-in link was already used',
-    advice: 'It may have been opened twice (a double click, the back button, or a link checker). Check the app: the first attempt may have connected you; if not, start again.',
+    advice:
+      'It may have been opened twice (a double click, the back button, or a link checker). Check the app: the first attempt may have connected you; if not, start again.',
   },
   browser_mismatch: {
     status: 400,
@@ -68,7 +69,8 @@ export const CONNECT_FAILURES = {
   invalid_grant: {
     status: 400,
     title: 'Atlassian did not accept the sign-in',
-    advice: 'Start again from the app; a new sign-in gets a new code. If it keeps happening, give the operator of this service the causes above.',
+    advice:
+      'Start again from the app; a new sign-in gets a new code. If it keeps happening, give the operator of this service the causes above.',
   },
   offline_access_missing: {
     status: 502,
@@ -84,7 +86,8 @@ export const CONNECT_FAILURES = {
   configuration_error: {
     status: 503,
     title: 'This service is not set up correctly',
-    advice: 'Atlassian refused this service’s app credentials. Tell the operator of this service; trying again will not help until it is fixed.',
+    advice:
+      'Atlassian refused this service’s app credentials. Tell the operator of this service; trying again will not help until it is fixed.',
   },
   atlassian_unavailable: {
     status: 503,

@@ -60,7 +60,10 @@ describe('ConnectPageFilter', () => {
 
   it('redirects to CONNECT_FAILURE_URL with the error code when it is set', () => {
     const { host, sent } = fakeResponse();
-    filterWith({ CONNECT_FAILURE_URL: 'https://saas.example/connect/failed?tenant=7' }).catch(new ConnectFailure('invalid_grant', 'x'), host);
+    filterWith({ CONNECT_FAILURE_URL: 'https://saas.example/connect/failed?tenant=7' }).catch(
+      new ConnectFailure('invalid_grant', 'x'),
+      host,
+    );
     expect(sent).toEqual({ status: 302, redirect: 'https://saas.example/connect/failed?tenant=7&error=invalid_grant' });
   });
 });

@@ -21,6 +21,9 @@ export class ConnectPageFilter implements ExceptionFilter {
     // Name and message only: a driver error object can carry the statement's parameters.
     const { name, message } = exception instanceof Error ? exception : { name: typeof exception, message: '' };
     this.logger.error(`Unexpected error on ${http.getRequest<Request>().path}: ${name}: ${message}`);
-    this.results.failure(response, new ConnectFailure('internal_error', 'The sign-in could not be completed because of an error in this service.'));
+    this.results.failure(
+      response,
+      new ConnectFailure('internal_error', 'The sign-in could not be completed because of an error in this service.'),
+    );
   }
 }

@@ -26,7 +26,10 @@ export class ConnectResultSender {
       return;
     }
     const reference = res.getHeader('X-Request-Id');
-    res.status(failure.status).type('html').send(renderFailurePage(failure, typeof reference === 'string' ? reference : undefined));
+    res
+      .status(failure.status)
+      .type('html')
+      .send(renderFailurePage(failure, typeof reference === 'string' ? reference : undefined));
   }
 }
 

@@ -21,10 +21,12 @@ export class ConnectTicketsRepository {
   constructor(private readonly dataSource: DataSource) {}
 
   async insert(ticket: NewConnectTicket): Promise<void> {
-    await this.dataSource.query(
-      `INSERT INTO connect_tickets (ticket_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)`,
-      [ticket.ticketHash, ticket.userId, ticket.createdAt, ticket.expiresAt],
-    );
+    await this.dataSource.query(`INSERT INTO connect_tickets (ticket_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)`, [
+      ticket.ticketHash,
+      ticket.userId,
+      ticket.createdAt,
+      ticket.expiresAt,
+    ]);
   }
 
   /** Marks an unused, unexpired ticket used and answers its userId; one statement, so only one of two racing requests wins. */

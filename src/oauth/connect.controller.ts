@@ -6,7 +6,10 @@ import { UserIdPipe } from '../api/user-id.pipe.js';
 import { ConnectTicketsService } from './connect-tickets.service.js';
 
 export class ConnectLinkDto {
-  @ApiProperty({ description: "Send the user's browser here; it works once.", example: 'https://tokens.example.com/auth/atlassian/start?ticket=…' })
+  @ApiProperty({
+    description: "Send the user's browser here; it works once.",
+    example: 'https://tokens.example.com/auth/atlassian/start?ticket=…',
+  })
   url: string;
 
   @ApiProperty({ description: 'The link stops working at this time (10 minutes after it was made).' })

@@ -41,7 +41,11 @@ export class AccessTokenService {
   }
 
   private validFor(state: TokenState, ms: number): boolean {
-    return state.accessToken !== null && state.accessTokenExpiresAt !== null && state.accessTokenExpiresAt.getTime() - this.clock.now().getTime() >= ms;
+    return (
+      state.accessToken !== null &&
+      state.accessTokenExpiresAt !== null &&
+      state.accessTokenExpiresAt.getTime() - this.clock.now().getTime() >= ms
+    );
   }
 
   private reveal(state: TokenState): AccessTokenResponseDto {
@@ -56,8 +60,16 @@ export class AccessTokenService {
     const seconds = retryAt ? Math.max(1, Math.ceil((retryAt.getTime() - this.clock.now().getTime()) / 1000)) : DEFAULT_RETRY_AFTER_SECONDS;
     const headers = { 'Retry-After': String(seconds) };
     if (outcome.kind === 'credentials_rejected') {
-      return new DomainError('configuration_error', 'Atlassian refuses this service\'s client credentials, so no token can be refreshed; the operators have been alerted.', headers);
+      return new DomainError(
+        'configuration_error',
+        "Atlassian refuses this service's client credentials, so no token can be refreshed; the operators have been alerted.",
+        headers,
+      );
     }
-    return new DomainError('atlassian_unavailable', 'Atlassian could not refresh the access token right now and the stored one has expired; try again shortly.', headers);
+    return new DomainError(
+      'atlassian_unavailable',
+      'Atlassian could not refresh the access token right now and the stored one has expired; try again shortly.',
+      headers,
+    );
   }
 }

@@ -9,7 +9,9 @@ const DAY = 24 * 3600 * SECOND;
 
 describe('nextRefreshAt', () => {
   it('is the lead before expiry for Atlassian-like tokens', () => {
-    expect(nextRefreshAt({ now, accessTokenExpiresAt: at(3600 * SECOND), refreshTokenIssuedAt: now, leadSeconds: 600 })).toEqual(at(3000 * SECOND));
+    expect(nextRefreshAt({ now, accessTokenExpiresAt: at(3600 * SECOND), refreshTokenIssuedAt: now, leadSeconds: 600 })).toEqual(
+      at(3000 * SECOND),
+    );
   });
 
   it('is the keep-alive time when that comes first', () => {
@@ -18,7 +20,9 @@ describe('nextRefreshAt', () => {
   });
 
   it('is halfway to expiry when both have passed, so short tokens or an unrotated old refresh token cannot loop', () => {
-    expect(nextRefreshAt({ now, accessTokenExpiresAt: at(300 * SECOND), refreshTokenIssuedAt: now, leadSeconds: 600 })).toEqual(at(150 * SECOND));
+    expect(nextRefreshAt({ now, accessTokenExpiresAt: at(300 * SECOND), refreshTokenIssuedAt: now, leadSeconds: 600 })).toEqual(
+      at(150 * SECOND),
+    );
     expect(nextRefreshAt({ now, accessTokenExpiresAt: at(3600 * SECOND), refreshTokenIssuedAt: at(-89 * DAY), leadSeconds: 600 })).toEqual(
       at(1800 * SECOND),
     );

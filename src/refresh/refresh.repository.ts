@@ -124,8 +124,7 @@ function claimStatement(candidates: string): string {
       previous.previous_lease_id, previous.previous_attempted_at, previous.previous_due_at`;
 }
 
-const CANDIDATE_COLUMNS =
-  'id, lease_id AS previous_lease_id, refresh_attempted_at AS previous_attempted_at, due_at AS previous_due_at';
+const CANDIDATE_COLUMNS = 'id, lease_id AS previous_lease_id, refresh_attempted_at AS previous_attempted_at, due_at AS previous_due_at';
 
 /**
  * The daemon's claim: $4 = due at or before, $5 = batch size. It walks the due_at index from the oldest entry and
@@ -232,7 +231,11 @@ export class RefreshRepository {
    * A transient failure: the connection is `refresh_failing` and due again at `retryAt`. `attemptedAt` is what
    * refresh_attempted_at becomes: kept when Atlassian may have rotated the token without us holding the answer.
    */
-  async markFailing(claim: ClaimedConnection, failure: { error: string; retryAt: Date; attemptedAt: Date | null }, now: Date): Promise<boolean> {
+  async markFailing(
+    claim: ClaimedConnection,
+    failure: { error: string; retryAt: Date; attemptedAt: Date | null },
+    now: Date,
+  ): Promise<boolean> {
     const sql = `
       UPDATE connections SET
         status = 'refresh_failing',

@@ -39,7 +39,9 @@ export class RefreshScheduler implements OnApplicationBootstrap, OnModuleDestroy
       return;
     }
     const { skipped: _, durationMs, ...counts } = report;
-    const message = `Refresh cycle: ${Object.entries(counts).map(([name, count]) => `${name} ${count}`).join(', ')} in ${durationMs} ms`;
+    const message = `Refresh cycle: ${Object.entries(counts)
+      .map(([name, count]) => `${name} ${count}`)
+      .join(', ')} in ${durationMs} ms`;
     if (report.claimed > 0) this.logger.log(message);
     else this.logger.debug(message);
   }

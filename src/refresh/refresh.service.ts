@@ -12,7 +12,13 @@ import { shortId } from '../logging/redact.js';
 import type { OutboxEvent } from '../webhooks/outbox.repository.js';
 import { RefreshMetrics } from './refresh.metrics.js';
 import { answerMayBeLost, nextRefreshAt, REFRESH_POLICY, retryAt } from './refresh.policy.js';
-import { RefreshRepository, type ClaimedConnection, type LeaseRequest, type RefreshedWrite, type TokenState } from './refresh.repository.js';
+import {
+  RefreshRepository,
+  type ClaimedConnection,
+  type LeaseRequest,
+  type RefreshedWrite,
+  type TokenState,
+} from './refresh.repository.js';
 import { RandomSource, Sleeper } from './timing.js';
 import { StatementBatcher } from '../database/statement-batcher.js';
 
@@ -165,7 +171,16 @@ export class RefreshService implements BeforeApplicationShutdown {
     const started = performance.now();
     const dueBefore = this.clock.now();
     const batchSize = this.config.refresh.concurrency;
-    const counts: Counts = { claimed: 0, refreshed: 0, failing: 0, reauthRequired: 0, credentialsRejected: 0, released: 0, leaseLost: 0, errors: 0 };
+    const counts: Counts = {
+      claimed: 0,
+      refreshed: 0,
+      failing: 0,
+      reauthRequired: 0,
+      credentialsRejected: 0,
+      released: 0,
+      leaseLost: 0,
+      errors: 0,
+    };
     const queue: ClaimedConnection[] = [];
     let exhausted = false;
     let claimError: unknown;
@@ -269,7 +284,11 @@ export class RefreshService implements BeforeApplicationShutdown {
     }
     this.noteRecovery(claim, now);
     if (!claim.refreshToken) {
-      return this.requireReauth(claim, 'missing_refresh_token', 'No refresh token is stored for this connection (no offline_access at consent)');
+      return this.requireReauth(
+        claim,
+        'missing_refresh_token',
+        'No refresh token is stored for this connection (no offline_access at consent)',
+      );
     }
 
     let refreshToken: string;
@@ -329,7 +348,9 @@ export class RefreshService implements BeforeApplicationShutdown {
       events,
     });
     if (!saved) {
-      this.logger.warn(`Connection ${shortId(claim.id)}: the lease was taken over before the new tokens were stored; the newer write stands`);
+      this.logger.warn(
+        `Connection ${shortId(claim.id)}: the lease was taken over before the new tokens were stored; the newer write stands`,
+      );
       return { kind: 'lease_lost' };
     }
     if (this.rejection) {

@@ -217,13 +217,15 @@ export class SandboxIdentityProvider {
     if (!check.ok) return { kind: 'invalid', error: check.error };
     const { request } = check;
     const read = readSingle(form, DECISION_FIELDS);
-    if (!read.ok) return { kind: 'invalid', error: { error: 'invalid_request', description: `The ${read.field} field must be given once.` } };
+    if (!read.ok)
+      return { kind: 'invalid', error: { error: 'invalid_request', description: `The ${read.field} field must be given once.` } };
     const { decision, user = '', other_user: otherUser = '', sites } = read.values;
     if (decision === 'deny') {
       const denied = { error: 'access_denied', error_description: 'User did not authorize the request', state: request.state };
       return { kind: 'redirect', location: withQuery(request.redirectUri, denied) };
     }
-    if (decision !== 'accept') return { kind: 'invalid', error: { error: 'invalid_request', description: 'decision must be accept or deny.' } };
+    if (decision !== 'accept')
+      return { kind: 'invalid', error: { error: 'invalid_request', description: 'decision must be accept or deny.' } };
     const login = otherUser.trim() || user;
     if (!login) return { kind: 'retry', request, message: 'Choose a user to continue as.' };
     const siteCount = parseSiteCount(sites);
@@ -303,7 +305,12 @@ export class SandboxIdentityProvider {
   }
 
   stats(): SandboxStats {
-    return { tokenCalls: { ...this.tokenCalls }, ...this.counters, refreshesInFlight: this.inFlightTotal(), pendingFaults: this.faults.pending() };
+    return {
+      tokenCalls: { ...this.tokenCalls },
+      ...this.counters,
+      refreshesInFlight: this.inFlightTotal(),
+      pendingFaults: this.faults.pending(),
+    };
   }
 
   private putUser(user: SandboxUser): void {
@@ -313,7 +320,13 @@ export class SandboxIdentityProvider {
 
   private issueCode(request: AuthorizeRequest, user: SandboxUser): string {
     const code = secret('code');
-    this.codes.set(code, { accountId: user.accountId, redirectUri: request.redirectUri, scopes: request.scopes, issuedAt: this.nowMs(), used: false });
+    this.codes.set(code, {
+      accountId: user.accountId,
+      redirectUri: request.redirectUri,
+      scopes: request.scopes,
+      issuedAt: this.nowMs(),
+      used: false,
+    });
     return code;
   }
 
@@ -371,7 +384,9 @@ export class SandboxIdentityProvider {
       return oauthError(400, 'unsupported_grant_type', 'grant_type must be authorization_code or refresh_token.');
     }
     if (!this.isClient(fields.client_id, fields.client_secret)) return oauthError(401, 'access_denied', 'Unauthorized');
-    return fields.grant_type === 'authorization_code' ? this.redeemCode(fields.code, fields.redirect_uri) : this.refresh(fields.refresh_token);
+    return fields.grant_type === 'authorization_code'
+      ? this.redeemCode(fields.code, fields.redirect_uri)
+      : this.refresh(fields.refresh_token);
   }
 
   private isClient(clientId: string | undefined, clientSecret: string | undefined): boolean {

@@ -27,7 +27,10 @@ export class WebhookDeliveryScheduler implements OnApplicationBootstrap, OnModul
       this.logger.log('WEBHOOK_URL is not set: connection events are recorded in the outbox but not sent');
       return;
     }
-    this.registry.addInterval(WEBHOOK_DELIVERY_INTERVAL, setInterval(() => void this.tick(), this.options.intervalMs));
+    this.registry.addInterval(
+      WEBHOOK_DELIVERY_INTERVAL,
+      setInterval(() => void this.tick(), this.options.intervalMs),
+    );
   }
 
   /** One delivery pass; if one is already running, that pass (ticks never overlap on a replica). */

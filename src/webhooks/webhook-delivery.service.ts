@@ -77,9 +77,7 @@ export class WebhookDeliveryService {
       const nextAttemptAt = this.retry.nextAttemptAt(failures, event.createdAt, now);
       if (!nextAttemptAt) {
         await this.repository.markDead(event.id, result.reason, now, true);
-        this.logger.error(
-          `Webhook ${shortId(event.id)} (${event.type}) given up after ${failures} attempts; last error: ${result.reason}`,
-        );
+        this.logger.error(`Webhook ${shortId(event.id)} (${event.type}) given up after ${failures} attempts; last error: ${result.reason}`);
         return 'dead';
       }
       await this.repository.scheduleRetry(event.id, result.reason, nextAttemptAt);

@@ -166,7 +166,9 @@ describePostgres('GET /v1/users/{userId}/accessible-resources', () => {
     await (await resources('metrics-probe-user')).arrayBuffer();
     await (await fetch(`${app.baseUrl}/v1/no-such-route/metrics-probe-path`)).arrayBuffer();
     const metrics = await (await fetch(`${app.baseUrl}/metrics`)).text();
-    expect(metrics).toMatch(/http_request_duration_seconds_count\{method="GET",route="\/v1\/users\/:userId\/accessible-resources",status_code="404"\} \d+/);
+    expect(metrics).toMatch(
+      /http_request_duration_seconds_count\{method="GET",route="\/v1\/users\/:userId\/accessible-resources",status_code="404"\} \d+/,
+    );
     // A request that matched no route is counted as such, not under a middleware's wildcard.
     expect(metrics).toMatch(/http_request_duration_seconds_count\{method="GET",route="unmatched",status_code="404"\} \d+/);
     expect(metrics).not.toContain('metrics-probe-user');

@@ -94,9 +94,10 @@ describePostgres('GET /v1/connections', () => {
     expect(pages).toBeGreaterThanOrEqual(Math.ceil(SEEDED / 37));
 
     // Each page came in the database's own user_id order.
-    const ordered: { user_id: string }[] = await dataSource.query(`SELECT user_id FROM connections WHERE user_id = ANY($1) ORDER BY user_id`, [
-      seen.filter((id) => !deleted.has(id)),
-    ]);
+    const ordered: { user_id: string }[] = await dataSource.query(
+      `SELECT user_id FROM connections WHERE user_id = ANY($1) ORDER BY user_id`,
+      [seen.filter((id) => !deleted.has(id))],
+    );
     expect(seen.filter((id) => !deleted.has(id))).toEqual(ordered.map((r) => r.user_id));
   });
 
@@ -146,7 +147,10 @@ describePostgres('GET /v1/connections', () => {
 
   it('answers 400 for a cursor used with another status filter', async () => {
     const { nextCursor } = await page('?status=active&limit=5');
-    expect(await errorOf(await callApi(app, 'GET', `/v1/connections?status=refresh_failing&cursor=${nextCursor}`))).toEqual([400, 'invalid_request']);
+    expect(await errorOf(await callApi(app, 'GET', `/v1/connections?status=refresh_failing&cursor=${nextCursor}`))).toEqual([
+      400,
+      'invalid_request',
+    ]);
     expect(await errorOf(await callApi(app, 'GET', `/v1/connections?cursor=${nextCursor}`))).toEqual([400, 'invalid_request']);
   });
 

@@ -75,7 +75,10 @@ describePostgres('GET and DELETE /v1/users/{userId}/connection', () => {
   it('forgets the tokens, the sites and their history, and queues connection.deleted in the same transaction', async () => {
     await connected('leaving-user', 'alice');
     const [{ id }]: { id: string }[] = await dataSource.query(`SELECT id FROM connections WHERE user_id = 'leaving-user'`);
-    await dataSource.query(`INSERT INTO accessible_resource_changes (connection_id, cloud_id, change, at) VALUES ($1, 'cloud-x', 'removed', now())`, [id]);
+    await dataSource.query(
+      `INSERT INTO accessible_resource_changes (connection_id, cloud_id, change, at) VALUES ($1, 'cloud-x', 'removed', now())`,
+      [id],
+    );
 
     const response = await callApi(app, 'DELETE', userPath('leaving-user', '/connection'));
     expect(response.status).toBe(204);
@@ -89,7 +92,13 @@ describePostgres('GET and DELETE /v1/users/{userId}/connection', () => {
       `SELECT body FROM webhook_outbox WHERE user_id = 'leaving-user' AND type = 'connection.deleted'`,
     );
     expect(events.map((e) => JSON.parse(e.body))).toEqual([
-      { id: expect.any(String), type: 'connection.deleted', userId: 'leaving-user', at: clock.now().toISOString(), atlassianAccountId: accountIdFor('alice') },
+      {
+        id: expect.any(String),
+        type: 'connection.deleted',
+        userId: 'leaving-user',
+        at: clock.now().toISOString(),
+        atlassianAccountId: accountIdFor('alice'),
+      },
     ]);
     expect(await errorOf(await callApi(app, 'GET', userPath('leaving-user', '/connection')))).toEqual([404, 'connection_not_found']);
     expect(await errorOf(await callApi(app, 'DELETE', userPath('leaving-user', '/connection')))).toEqual([404, 'connection_not_found']);

@@ -80,13 +80,26 @@ describe('OpenAPI at /docs-json and Swagger UI at /docs', () => {
 
   it('documents the routes’ own errors, parameters and bodies', () => {
     const responses = (route: string, method: string) => Object.keys(document.paths[route][method].responses).sort();
-    expect(responses('/v1/users/{userId}/accessible-resources', 'get')).toEqual(['200', '400', '401', '404', '409', '429', '500', '502', '503', '403'].sort());
+    expect(responses('/v1/users/{userId}/accessible-resources', 'get')).toEqual(
+      ['200', '400', '401', '404', '409', '429', '500', '502', '503', '403'].sort(),
+    );
     expect(responses('/v1/users/{userId}/connection', 'delete')).toEqual(['204', '400', '401', '404', '429', '500', '503'].sort());
     expect(responses('/v1/users/{userId}/access-token', 'post')).toEqual(expect.arrayContaining(['200', '404', '409', '503']));
     expect(responses('/v1/users/{userId}/connect', 'post')).toEqual(expect.arrayContaining(['201', '400']));
-    expect(document.paths['/v1/connections'].get.parameters?.map((p) => `${p.in}:${p.name}`).sort()).toEqual(['query:cursor', 'query:limit', 'query:status']);
+    expect(document.paths['/v1/connections'].get.parameters?.map((p) => `${p.in}:${p.name}`).sort()).toEqual([
+      'query:cursor',
+      'query:limit',
+      'query:status',
+    ]);
     expect(document.paths['/v1/users/{userId}/access-token'].post.requestBody).toBeDefined();
-    for (const schema of ['ConnectionDto', 'ConnectionPageDto', 'AccessibleResourcesDto', 'AccessTokenResponseDto', 'ConnectLinkDto', 'ErrorBodyDto']) {
+    for (const schema of [
+      'ConnectionDto',
+      'ConnectionPageDto',
+      'AccessibleResourcesDto',
+      'AccessTokenResponseDto',
+      'ConnectLinkDto',
+      'ErrorBodyDto',
+    ]) {
       expect(document.components.schemas).toHaveProperty(schema);
     }
   });

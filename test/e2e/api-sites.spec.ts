@@ -79,7 +79,9 @@ describePostgres('GET /v1/users/{userId}/sites/{cloudId}/myself', () => {
     await sandboxControl(app, `grants/${encodeURIComponent(accountIdFor('carl'))}/revoke`);
     expect(await errorOf(await myself('revoked-grant', sites.get('carl-1')!))).toEqual([409, 'reauth_required']);
     expect((await sandboxStats(app)).tokenCalls.refresh_token).toBe(1);
-    const events: { type: string }[] = await dataSource.query(`SELECT type FROM webhook_outbox WHERE user_id = 'revoked-grant' ORDER BY created_at`);
+    const events: { type: string }[] = await dataSource.query(
+      `SELECT type FROM webhook_outbox WHERE user_id = 'revoked-grant' ORDER BY created_at`,
+    );
     expect(events.map((e) => e.type)).toEqual(['connection.created', 'connection.reauth_required']);
     expect(await errorOf(await myself('revoked-grant', sites.get('carl-1')!))).toEqual([409, 'reauth_required']);
   });

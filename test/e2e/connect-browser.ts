@@ -62,10 +62,7 @@ export async function startSignIn(app: TestApp, browser: TestBrowser, userId: st
 }
 
 /** The user answers the sandbox's consent page; answers the callback address Atlassian would send the browser to. */
-export async function consent(
-  authorizeUrl: URL,
-  answer: { user: string; sites?: number } | 'deny',
-): Promise<URL> {
+export async function consent(authorizeUrl: URL, answer: { user: string; sites?: number } | 'deny'): Promise<URL> {
   const form = new URLSearchParams(authorizeUrl.searchParams);
   if (answer === 'deny') {
     form.set('decision', 'deny');

@@ -54,7 +54,9 @@ describe('refusals of the connect flow', () => {
       });
       expect(response.status).toBe(400);
       expect(await response.json()).toEqual({ error: { code: 'invalid_request', message: expect.stringContaining('userId') } });
-      const tickets: unknown[] = await dataSourceOf(app).query(`SELECT 1 FROM connect_tickets WHERE user_id = $1`, [decodeURIComponent(userId)]);
+      const tickets: unknown[] = await dataSourceOf(app).query(`SELECT 1 FROM connect_tickets WHERE user_id = $1`, [
+        decodeURIComponent(userId),
+      ]);
       expect(tickets).toEqual([]);
     });
 
@@ -254,9 +256,13 @@ describe('refusals of the connect flow', () => {
       const response = await browser.get(callbackUrl);
       expect(response.status).toBe(400);
       const html = await page(response);
-      expect(html).toContain('<h1>Atlassian did not accept the sign-in</h1>\n<p>Atlassian refused the sign-in code (invalid_grant: Invalid authorization code).</p>');
+      expect(html).toContain(
+        '<h1>Atlassian did not accept the sign-in</h1>\n<p>Atlassian refused the sign-in code (invalid_grant: Invalid authorization code).</p>',
+      );
       expect(html).toContain('Likely causes');
-      expect(html).toContain(`It must equal the Callback URL registered for the app in the Atlassian developer console byte for byte, trailing slash included.`);
+      expect(html).toContain(
+        `It must equal the Callback URL registered for the app in the Atlassian developer console byte for byte, trailing slash included.`,
+      );
       expect(html).toContain(app.config.atlassian.callbackUrl);
       expect(html).toContain('Unlikely or ruled out');
       expect(html).toContain('Code expired (ruled out)');
@@ -272,7 +278,9 @@ describe('refusals of the connect flow', () => {
       const callbackUrl = await consent(authorizeUrl, { user: 'bob' });
       const code = callbackUrl.searchParams.get('code')!;
       const doubleEncoded = encodeURIComponent(code.replace(/_/g, '%5F'));
-      const response = await browser.get(`${app.baseUrl}/auth/atlassian/callback?code=${doubleEncoded}&state=${callbackUrl.searchParams.get('state')}`);
+      const response = await browser.get(
+        `${app.baseUrl}/auth/atlassian/callback?code=${doubleEncoded}&state=${callbackUrl.searchParams.get('state')}`,
+      );
       expect(response.status).toBe(400);
       const html = await page(response);
       const likely = html.slice(html.indexOf('Likely causes'), html.indexOf('Unlikely or ruled out'));
@@ -290,7 +298,9 @@ describe('refusals of the connect flow', () => {
       expect(response.status).toBe(400);
       const html = await page(response);
       expect(html).toContain('invalid_request: authorization_code is invalid');
-      expect(html.slice(html.indexOf('Likely causes'))).toMatch(/^Likely causes<\/h2><ul><li><span class="verdict">Code expired \(likely\)/);
+      expect(html.slice(html.indexOf('Likely causes'))).toMatch(
+        /^Likely causes<\/h2><ul><li><span class="verdict">Code expired \(likely\)/,
+      );
     });
 
     it('refuses a token answer without a refresh token, storing nothing', async () => {

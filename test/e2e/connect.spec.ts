@@ -64,7 +64,9 @@ describe('connecting a user through the browser, against the sandbox', () => {
     expect(new Date(body.expiresAt).getTime() - Date.now()).toBeGreaterThan(9 * 60_000);
     expect(new Date(body.expiresAt).getTime() - Date.now()).toBeLessThanOrEqual(10 * 60_000);
     const ticket = new URL(body.url).searchParams.get('ticket')!;
-    const stored: { ticket_hash: string }[] = await dataSourceOf(app).query(`SELECT ticket_hash FROM connect_tickets WHERE user_id = 'link-user'`);
+    const stored: { ticket_hash: string }[] = await dataSourceOf(app).query(
+      `SELECT ticket_hash FROM connect_tickets WHERE user_id = 'link-user'`,
+    );
     expect(stored).toEqual([{ ticket_hash: hashSecret(ticket) }]);
   });
 
@@ -89,13 +91,20 @@ describe('connecting a user through the browser, against the sandbox', () => {
       [hashSecret(state)],
     );
     expect(rows).toEqual([
-      { user_id: 'params-user', browser_hash: hashSecret(browser.cookie('atlassian_connect_browser')!), redirect_uri: app.config.atlassian.callbackUrl },
+      {
+        user_id: 'params-user',
+        browser_hash: hashSecret(browser.cookie('atlassian_connect_browser')!),
+        redirect_uri: app.config.atlassian.callbackUrl,
+      },
     ]);
   });
 
   it('sets the browser cookie HttpOnly, SameSite=Lax, on the browser routes only', async () => {
     const link = await (
-      await fetch(`${app.baseUrl}/v1/users/cookie-user/connect`, { method: 'POST', headers: { Authorization: 'Bearer test-api-key-0123456789abcdef' } })
+      await fetch(`${app.baseUrl}/v1/users/cookie-user/connect`, {
+        method: 'POST',
+        headers: { Authorization: 'Bearer test-api-key-0123456789abcdef' },
+      })
     ).json();
     const response = await fetch((link as { url: string }).url, { redirect: 'manual' });
     const [cookie] = response.headers.getSetCookie();
@@ -120,7 +129,12 @@ describe('connecting a user through the browser, against the sandbox', () => {
     const html = await response.text();
     expect(html).toContain('Your Atlassian account is connected');
     for (const name of names) expect(html).toContain(`${name}.atlassian.net`);
-    for (const secret of [callbackUrl.searchParams.get('code')!, signIn.state, signIn.ticket, browser.cookie('atlassian_connect_browser')!]) {
+    for (const secret of [
+      callbackUrl.searchParams.get('code')!,
+      signIn.state,
+      signIn.ticket,
+      browser.cookie('atlassian_connect_browser')!,
+    ]) {
       expect(html).not.toContain(secret);
     }
 

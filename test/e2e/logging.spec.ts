@@ -10,10 +10,9 @@ describe('request logs', () => {
 
   it('carry a request id, kept from the caller when sane, and never a credential', async () => {
     const secrets = ['code-SECRET-123', 'state-SECRET-456', 'ticket-SECRET-789'];
-    const response = await fetch(
-      `${app.baseUrl}/health/ready?code=${secrets[0]}&state=${secrets[1]}&ticket=${secrets[2]}&keep=visible`,
-      { headers: { Authorization: `Bearer ${TEST_API_KEY}`, Cookie: 'ats_browser=cookie-SECRET', 'X-Request-Id': 'req-abc.1' } },
-    );
+    const response = await fetch(`${app.baseUrl}/health/ready?code=${secrets[0]}&state=${secrets[1]}&ticket=${secrets[2]}&keep=visible`, {
+      headers: { Authorization: `Bearer ${TEST_API_KEY}`, Cookie: 'ats_browser=cookie-SECRET', 'X-Request-Id': 'req-abc.1' },
+    });
     expect(response.headers.get('x-request-id')).toBe('req-abc.1');
 
     const lines = app.logLines();

@@ -59,7 +59,10 @@ describePostgres('the refresh job in the running service', () => {
   it('refreshes due connections on its own, and exposes what it did on /metrics without ids or tokens', async () => {
     const service = await start();
     const id = await seedDue(service, 'scheduled-user');
-    await eventually(() => version(service, id), (row) => row.version === 2);
+    await eventually(
+      () => version(service, id),
+      (row) => row.version === 2,
+    );
 
     const tokenResponse = await fetch(`${service.baseUrl}/v1/users/scheduled-user/access-token`, {
       method: 'POST',
@@ -78,7 +81,9 @@ describePostgres('the refresh job in the running service', () => {
     expect(metrics).toContain('atlassian_token_refresh_leases_recovered_total 0');
     expect(metrics).toContain('atlassian_client_credentials_rejected 0');
     expect(metrics).toContain('process_resident_memory_bytes');
-    expect(metrics).toMatch(/http_request_duration_seconds_count\{method="POST",route="\/v1\/users\/:userId\/access-token",status_code="200"\} 1/);
+    expect(metrics).toMatch(
+      /http_request_duration_seconds_count\{method="POST",route="\/v1\/users\/:userId\/access-token",status_code="200"\} 1/,
+    );
     expect(metrics).not.toContain('scheduled-user');
     expect(metrics).not.toContain(id);
     expect(metrics).not.toContain(accessToken);
@@ -88,7 +93,11 @@ describePostgres('the refresh job in the running service', () => {
     const service = await start({ ATLASSIAN_CLIENT_ID: 'sandbox-client-id', ATLASSIAN_CLIENT_SECRET: 'wrong-secret' });
     const id = await seedDue(service, 'innocent-user');
     const ready = await eventually(
-      async () => (await (await fetch(`${service.baseUrl}/health/ready`)).json()) as { status: string; details: Record<string, { status: string; message?: string }> },
+      async () =>
+        (await (await fetch(`${service.baseUrl}/health/ready`)).json()) as {
+          status: string;
+          details: Record<string, { status: string; message?: string }>;
+        },
       (body) => body.details.refresh?.status === 'degraded',
     );
     expect(ready.status).toBe('degraded');
@@ -117,7 +126,10 @@ describePostgres('the refresh job in the running service', () => {
       const service = await start({}, database.url);
       sandbox.idp.setLatency({ tokenMs: 1_500 });
       const id = await seedDue(service, 'mid-flight');
-      await eventually(async () => sandbox.idp.stats().refreshesInFlight, (n) => n === 1);
+      await eventually(
+        async () => sandbox.idp.stats().refreshesInFlight,
+        (n) => n === 1,
+      );
 
       await service.close();
       app = undefined;

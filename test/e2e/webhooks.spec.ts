@@ -112,7 +112,10 @@ describePostgres('webhooks at shutdown', () => {
       const client = new pg.Client({ connectionString: database.url });
       await client.connect();
       try {
-        const { rows } = await client.query('SELECT attempts, delivered_at, next_attempt_at <= now() AS due FROM webhook_outbox WHERE id = $1', [id]);
+        const { rows } = await client.query(
+          'SELECT attempts, delivered_at, next_attempt_at <= now() AS due FROM webhook_outbox WHERE id = $1',
+          [id],
+        );
         expect(rows).toEqual([{ attempts: 0, delivered_at: null, due: true }]);
       } finally {
         await client.end();

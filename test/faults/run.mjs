@@ -33,7 +33,14 @@ const SUITE_DEADLINE_MS = 9.5 * 60_000;
 const SECRET_PATTERNS = [/sbx_(at|rt|code)_/];
 
 const LANES = [
-  { name: 'outage', postgres: 'throwaway', replicas: 2, users: 200, load: { workers: 4, callsPerSecond: 8 }, scenarios: [tokenEndpointOutage] },
+  {
+    name: 'outage',
+    postgres: 'throwaway',
+    replicas: 2,
+    users: 200,
+    load: { workers: 4, callsPerSecond: 8 },
+    scenarios: [tokenEndpointOutage],
+  },
   {
     name: 'main',
     postgres: 'shared',
@@ -42,7 +49,14 @@ const LANES = [
     load: { workers: 8, callsPerSecond: 25 },
     scenarios: [steadyRefresh, replicaCrash, grantRevoked, gracefulShutdown],
   },
-  { name: 'pgrestart', postgres: 'throwaway', replicas: 2, users: 100, load: { workers: 4, callsPerSecond: 8 }, scenarios: [postgresRestart] },
+  {
+    name: 'pgrestart',
+    postgres: 'throwaway',
+    replicas: 2,
+    users: 100,
+    load: { workers: 4, callsPerSecond: 8 },
+    scenarios: [postgresRestart],
+  },
 ];
 
 const options = { steadySeconds: Number(process.env.FAULTS_STEADY_SECONDS || 180) };
@@ -78,7 +92,9 @@ async function setUp(lane, reports) {
     await stack.start();
     await stack.connectUsers(lane.users);
     stack.load.start();
-    console.log(`[${lane.name}] ${lane.replicas} replicas up, ${lane.users} users connected in ${Math.round((Date.now() - setupStarted) / 1000)} s`);
+    console.log(
+      `[${lane.name}] ${lane.replicas} replicas up, ${lane.users} users connected in ${Math.round((Date.now() - setupStarted) / 1000)} s`,
+    );
     return stack;
   } catch (error) {
     for (const report of reports) report.fail(`setting up ${lane.name}: ${error.message}`);

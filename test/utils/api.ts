@@ -18,7 +18,8 @@ export function callApi(app: TestApp, method: string, path: string, call: ApiCal
 /** The error code of an error answer, with its status: `[404, 'connection_not_found']`. */
 export async function errorOf(response: Response): Promise<[number, string]> {
   const body = (await response.json()) as { error?: { code?: string; message?: unknown } };
-  if (typeof body.error?.message !== 'string' || body.error.message.length === 0) throw new Error(`Not an error body: ${JSON.stringify(body)}`);
+  if (typeof body.error?.message !== 'string' || body.error.message.length === 0)
+    throw new Error(`Not an error body: ${JSON.stringify(body)}`);
   return [response.status, body.error.code ?? ''];
 }
 

@@ -160,11 +160,13 @@ export async function seedConnections(
     for (const seed of chunk) {
       const id = randomUUID();
       ids.push(id);
-      const access = seed.accessToken === null ? null : cipher.seal(seed.accessToken, { table: 'connections', rowId: id, column: 'access_token' });
+      const access =
+        seed.accessToken === null ? null : cipher.seal(seed.accessToken, { table: 'connections', rowId: id, column: 'access_token' });
       const refresh =
         seed.refreshToken === null ? null : cipher.seal(seed.refreshToken, { table: 'connections', rowId: id, column: 'refresh_token' });
       const lead = (seed.leadSeconds ?? 600) * 1000;
-      const dueAt = seed.dueAt !== undefined ? seed.dueAt : seed.accessTokenExpiresAt && new Date(seed.accessTokenExpiresAt.getTime() - lead);
+      const dueAt =
+        seed.dueAt !== undefined ? seed.dueAt : seed.accessTokenExpiresAt && new Date(seed.accessTokenExpiresAt.getTime() - lead);
       const values = [
         id,
         seed.userId,
@@ -195,7 +197,12 @@ export async function seedConnections(
   return ids;
 }
 
-export async function seedConnection(dataSource: DataSource, cipher: TokenCipher, clock: Clock, connection: SeedConnection): Promise<string> {
+export async function seedConnection(
+  dataSource: DataSource,
+  cipher: TokenCipher,
+  clock: Clock,
+  connection: SeedConnection,
+): Promise<string> {
   const [id] = await seedConnections(dataSource, cipher, clock, [connection]);
   return id;
 }

@@ -59,9 +59,7 @@ export interface OpenedDatabase {
 /** A migrated database on the given driver: a fresh server database, or an in-memory PGlite. */
 export async function openMigratedDatabase(driver: Driver, options: { migrate?: boolean } = {}): Promise<OpenedDatabase> {
   const database = driver === 'postgres' ? await createTestDatabase() : undefined;
-  const dataSource = new DataSource(
-    dataSourceOptions({ database: { url: database?.url, pgliteDir: '', migrationsRun: false } }),
-  );
+  const dataSource = new DataSource(dataSourceOptions({ database: { url: database?.url, pgliteDir: '', migrationsRun: false } }));
   await dataSource.initialize();
   if (options.migrate !== false) await runMigrations(dataSource);
   return {

@@ -44,7 +44,9 @@ export class SandboxClient {
   }
 
   async sites(accessToken) {
-    const response = await request(`${this.base}/oauth/token/accessible-resources`, { headers: { Authorization: `Bearer ${accessToken}` } });
+    const response = await request(`${this.base}/oauth/token/accessible-resources`, {
+      headers: { Authorization: `Bearer ${accessToken}` },
+    });
     return expectJson(response, 200, 'accessible-resources');
   }
 }

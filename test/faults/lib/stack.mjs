@@ -86,7 +86,12 @@ export class Stack {
         SANDBOX_ACCESS_TOKEN_TTL_SECONDS: String(TIMING.accessTokenTtlSeconds),
       },
     }).start();
-    await eventually(`${this.name}: sandbox up`, () => this.sandbox.stats(), () => true, { timeoutMs: READY_TIMEOUT_MS, intervalMs: 200 });
+    await eventually(
+      `${this.name}: sandbox up`,
+      () => this.sandbox.stats(),
+      () => true,
+      { timeoutMs: READY_TIMEOUT_MS, intervalMs: 200 },
+    );
 
     // Started together on an empty database: the migrations' advisory lock makes them take turns.
     this.replicas = ports.map((port, index) => new Replica(index, port, this.replicaProcess(index, port).start()));
@@ -284,7 +289,12 @@ export class Stack {
   }
 
   async waitHealthy(timeoutMs = 60_000) {
-    return eventually(`${this.name}: healthy`, () => this.health(), (h) => h.healthy, { timeoutMs, intervalMs: 1_000 });
+    return eventually(
+      `${this.name}: healthy`,
+      () => this.health(),
+      (h) => h.healthy,
+      { timeoutMs, intervalMs: 1_000 },
+    );
   }
 
   async metrics(replica) {
@@ -307,7 +317,14 @@ export class Stack {
   tails(lines = 10) {
     return [this.sandboxProcess, ...this.replicas.map((r) => r.process)]
       .filter(Boolean)
-      .map((p) => `--- ${p.name} (${p.logFile})\n${p.tail(lines).split('\n').map((l) => l.slice(0, 300)).join('\n')}`)
+      .map(
+        (p) =>
+          `--- ${p.name} (${p.logFile})\n${p
+            .tail(lines)
+            .split('\n')
+            .map((l) => l.slice(0, 300))
+            .join('\n')}`,
+      )
       .join('\n');
   }
 

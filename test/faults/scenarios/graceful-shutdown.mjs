@@ -45,9 +45,10 @@ export const gracefulShutdown = {
     await report.within(
       'every connection refreshed again by the other replicas',
       () =>
-        stack.query(`SELECT count(*) FILTER (WHERE status <> 'active' OR last_refreshed_at IS NULL OR last_refreshed_at <= $1)::int AS waiting FROM connections`, [
-          stoppedAt,
-        ]),
+        stack.query(
+          `SELECT count(*) FILTER (WHERE status <> 'active' OR last_refreshed_at IS NULL OR last_refreshed_at <= $1)::int AS waiting FROM connections`,
+          [stoppedAt],
+        ),
       ([row]) => row.waiting === 0,
       { timeoutMs: 60_000, intervalMs: 1_000 },
     );

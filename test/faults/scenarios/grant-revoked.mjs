@@ -26,13 +26,24 @@ export const grantRevoked = {
       { timeoutMs: 45_000, intervalMs: 250 },
     );
     report.figure('signed connection.reauth_required received after', `${seconds(event.receivedAt - revokedAt)} s`);
-    report.check('the webhook names the user and carries an id and a time', event.userId === user.userId && Boolean(event.id) && !Number.isNaN(Date.parse(event.at)));
+    report.check(
+      'the webhook names the user and carries an id and a time',
+      event.userId === user.userId && Boolean(event.id) && !Number.isNaN(Date.parse(event.at)),
+    );
     report.check('only that user got a reauth_required webhook', stack.receiver.of('connection.reauth_required').length === 1);
 
     const refused = await stack.accessToken(stack.inService()[0], user.userId);
-    report.check('its access-token answers 409 reauth_required', refused.status === 409 && refused.body.error?.code === 'reauth_required', `HTTP ${refused.status}`);
+    report.check(
+      'its access-token answers 409 reauth_required',
+      refused.status === 409 && refused.body.error?.code === 'reauth_required',
+      `HTTP ${refused.status}`,
+    );
     const counts = await stack.statusCounts();
-    report.check('only that connection is reauth_required', counts.reauth_required === 1 && counts.active === others.length, JSON.stringify(counts));
+    report.check(
+      'only that connection is reauth_required',
+      counts.reauth_required === 1 && counts.active === others.length,
+      JSON.stringify(counts),
+    );
     await report.within(
       '/metrics shows one connection reauth_required',
       () => stack.metrics(stack.inService()[0]),

@@ -21,7 +21,12 @@ export const postgresRestart = {
     const before = await stack.sandbox.stats();
     const recoveredBefore = await stack.metricSum('atlassian_token_refresh_leases_recovered_total');
     stack.load.beginWindow();
-    await eventually('refreshes under way', () => stack.sandbox.stats(), (s) => s.refreshes > before.refreshes, { timeoutMs: 15_000, intervalMs: 100 });
+    await eventually(
+      'refreshes under way',
+      () => stack.sandbox.stats(),
+      (s) => s.refreshes > before.refreshes,
+      { timeoutMs: 15_000, intervalMs: 100 },
+    );
 
     const stoppedAt = Date.now();
     await cluster.stop();
@@ -42,8 +47,16 @@ export const postgresRestart = {
       }
       await sleep(1_000);
     }
-    report.check('readiness stayed 503 while the database was down', [...readinessWhileDown].every((s) => s === 503), [...readinessWhileDown].join(','));
-    report.check('liveness stayed 200 while the database was down', [...liveWhileDown].every((s) => s === 200), [...liveWhileDown].join(','));
+    report.check(
+      'readiness stayed 503 while the database was down',
+      [...readinessWhileDown].every((s) => s === 503),
+      [...readinessWhileDown].join(','),
+    );
+    report.check(
+      'liveness stayed 200 while the database was down',
+      [...liveWhileDown].every((s) => s === 200),
+      [...liveWhileDown].join(','),
+    );
     const whileDown = delta(await stack.sandbox.stats(), duringStop);
 
     await cluster.start();
@@ -85,7 +98,11 @@ export const postgresRestart = {
       stack.replicas.every((r, i) => r.process.running && r.process.pid === pids[i]),
       stack.replicas.map((r) => `${r.process.pid} ${JSON.stringify(r.process.exit)}`).join(', '),
     );
-    report.check('every reuse inside the leeway was a recovered lease', idp.reuseWithinLeeway <= recovered, `${idp.reuseWithinLeeway} reuses, ${recovered} recoveries`);
+    report.check(
+      'every reuse inside the leeway was a recovered lease',
+      idp.reuseWithinLeeway <= recovered,
+      `${idp.reuseWithinLeeway} reuses, ${recovered} recoveries`,
+    );
     report.zero('refresh tokens presented after the leeway', idp.reuseAfterLeeway);
     report.zero('grants revoked', idp.grantsRevoked);
     report.zero('overlapping refreshes of one grant', idp.overlappingRefreshes);

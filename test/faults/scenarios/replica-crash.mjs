@@ -44,7 +44,10 @@ export const replicaCrash = {
       orphans = (await stack.query(`SELECT id FROM connections WHERE lease_id IS NOT NULL AND lease_owner LIKE $1`, [`%/${pid}/%`])).map(
         (row) => row.id,
       );
-      report.figure('killed replica', `replica ${victim.index} (pid ${pid}) holding ${busy.leases} leases, ${busy.inFlight} token calls open`);
+      report.figure(
+        'killed replica',
+        `replica ${victim.index} (pid ${pid}) holding ${busy.leases} leases, ${busy.inFlight} token calls open`,
+      );
     } finally {
       await stack.sandbox.setTokenLatency(0);
     }
@@ -52,7 +55,12 @@ export const replicaCrash = {
     await stack.restart(victim);
     report.figure('replica restarted, ready after', `${seconds(Date.now() - killedAt)} s`);
 
-    await eventually('the orphaned leases taken over', () => stack.leasesHeldBy(pid), (n) => n === 0, { timeoutMs: 150_000, intervalMs: 1_000 });
+    await eventually(
+      'the orphaned leases taken over',
+      () => stack.leasesHeldBy(pid),
+      (n) => n === 0,
+      { timeoutMs: 150_000, intervalMs: 1_000 },
+    );
     const [recovery] = await eventually(
       'the orphaned connections refreshed again',
       () =>
@@ -68,19 +76,39 @@ export const replicaCrash = {
     await stack.waitHealthy();
 
     const recovered = (
-      await Promise.all(stack.inService().map(async (r) => metricValue(await stack.metrics(r), RECOVERED) - (recoveredBefore.get(r.index) ?? 0)))
+      await Promise.all(
+        stack.inService().map(async (r) => metricValue(await stack.metrics(r), RECOVERED) - (recoveredBefore.get(r.index) ?? 0)),
+      )
     ).reduce((a, b) => a + b, 0);
     const idp = delta(await stack.sandbox.stats(), before);
     const load = stack.load.endWindow();
-    report.figure('every orphaned connection refreshed again after', `${seconds(recoveredIn)} s (lease 90 s, leeway ${LEEWAY_MS / 60_000} min)`);
+    report.figure(
+      'every orphaned connection refreshed again after',
+      `${seconds(recoveredIn)} s (lease 90 s, leeway ${LEEWAY_MS / 60_000} min)`,
+    );
     report.figure(`${RECOVERED} (sum over replicas)`, recovered);
     report.figure('refresh tokens presented again inside the leeway (answers lost in the crash)', idp.reuseWithinLeeway);
-    report.figure('client calls', `${load.tokenCalls} (${load.unavailable} answered 503 with Retry-After while a connection's lease was orphaned, ${load.unreachable} to the killed replica)`);
+    report.figure(
+      'client calls',
+      `${load.tokenCalls} (${load.unavailable} answered 503 with Retry-After while a connection's lease was orphaned, ${load.unreachable} to the killed replica)`,
+    );
 
     report.check('the crash left refreshes behind', orphans.length > 0);
-    report.check('the crash lost at least one answer the identity provider had given', idp.reuseWithinLeeway >= 1, `${idp.reuseWithinLeeway}`);
-    report.check('each recovery presented an orphaned refresh token once', idp.reuseWithinLeeway <= orphans.length, `${idp.reuseWithinLeeway} reuses, ${orphans.length} orphans`);
-    report.check('every orphaned lease counted as recovered in /metrics', recovered === orphans.length, `${recovered} recovered, ${orphans.length} orphaned`);
+    report.check(
+      'the crash lost at least one answer the identity provider had given',
+      idp.reuseWithinLeeway >= 1,
+      `${idp.reuseWithinLeeway}`,
+    );
+    report.check(
+      'each recovery presented an orphaned refresh token once',
+      idp.reuseWithinLeeway <= orphans.length,
+      `${idp.reuseWithinLeeway} reuses, ${orphans.length} orphans`,
+    );
+    report.check(
+      'every orphaned lease counted as recovered in /metrics',
+      recovered === orphans.length,
+      `${recovered} recovered, ${orphans.length} orphaned`,
+    );
     report.check('recovered inside the leeway', recoveredIn < LEEWAY_MS, `${seconds(recoveredIn)} s`);
     report.zero('refresh tokens presented after the leeway', idp.reuseAfterLeeway);
     report.zero('grants revoked', idp.grantsRevoked);

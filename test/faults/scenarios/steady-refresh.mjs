@@ -47,7 +47,10 @@ export const steadyRefresh = {
     report.figure('client calls', `${load.tokenCalls} access-token calls, ${load.uses} token uses`);
     report.figure('max refresh lag (oldest due, sampled each second)', `${maxLagSeconds.toFixed(1)} s`);
     report.figure('least validity left on a token handed out', `${seconds(load.minValidityLeftMs)} s`);
-    report.figure('overlaps / reuses within / after leeway / revocations', `${idp.overlappingRefreshes} / ${idp.reuseWithinLeeway} / ${idp.reuseAfterLeeway} / ${idp.grantsRevoked}`);
+    report.figure(
+      'overlaps / reuses within / after leeway / revocations',
+      `${idp.overlappingRefreshes} / ${idp.reuseWithinLeeway} / ${idp.reuseAfterLeeway} / ${idp.grantsRevoked}`,
+    );
 
     report.zero('expired access tokens used', idp.expiredAccessTokenUses);
     report.zero('revoked access tokens used', idp.revokedAccessTokenUses);
@@ -60,7 +63,11 @@ export const steadyRefresh = {
       perConnection.length === connections && perConnection.every((n) => n >= fewest && n <= most),
       `from ${Math.min(...perConnection)} to ${Math.max(...perConnection)} times`,
     );
-    report.check('every replica took part in refreshing', perReplica.every((n) => n > 0), perReplica.join(' / '));
+    report.check(
+      'every replica took part in refreshing',
+      perReplica.every((n) => n > 0),
+      perReplica.join(' / '),
+    );
     report.check('no refresh waited as long as the lead', maxLagSeconds < TIMING.refreshLeadSeconds, `${maxLagSeconds} s`);
     report.check('the clients made calls', load.tokenCalls > 0 && load.uses > 0);
     report.zero('client calls answered with an error', load.tokenErrors + load.unavailable + load.reauthRequired);

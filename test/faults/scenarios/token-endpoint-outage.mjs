@@ -51,7 +51,12 @@ export const tokenEndpointOutage = {
        FROM connections WHERE status = 'refresh_failing' AND last_error LIKE '%rate limiting%'`,
       [RETRY_AFTER_SECONDS],
     );
-    await eventually('the queued faults served', () => stack.sandbox.stats(), (s) => s.pendingFaults === 0, { timeoutMs: 90_000 });
+    await eventually(
+      'the queued faults served',
+      () => stack.sandbox.stats(),
+      (s) => s.pendingFaults === 0,
+      { timeoutMs: 90_000 },
+    );
     const faultsEndedAt = Date.now();
     const afterFaults = await stack.sandbox.stats();
 
@@ -68,7 +73,15 @@ export const tokenEndpointOutage = {
     const userIds = new Set(stack.users.map((u) => u.userId));
     await report.within(
       'a signed connection.recovered webhook for every connection',
-      () => Promise.resolve(new Set(stack.receiver.of('connection.recovered').filter((e) => e.receivedAt >= startedAt).map((e) => e.userId))),
+      () =>
+        Promise.resolve(
+          new Set(
+            stack.receiver
+              .of('connection.recovered')
+              .filter((e) => e.receivedAt >= startedAt)
+              .map((e) => e.userId),
+          ),
+        ),
       (seen) => [...userIds].every((id) => seen.has(id)),
       { timeoutMs: 60_000, intervalMs: 1_000 },
     );
@@ -85,7 +98,10 @@ export const tokenEndpointOutage = {
     );
     report.figure('token calls during the 429 phase and its tail', `${rateLimited} in ${seconds(faultsEndedAt - startedAt - OUTAGE_MS)} s`);
     report.figure('refresh_failing at peak (database / /metrics)', `${peak.failing} / ${peak.failingGauge}`);
-    report.figure('connections rate limited at the end of the 429 phase (retried sooner than Retry-After)', `${limited.limited} (${limited.early})`);
+    report.figure(
+      'connections rate limited at the end of the 429 phase (retried sooner than Retry-After)',
+      `${limited.limited} (${limited.early})`,
+    );
     report.figure('refreshes answered during the 503 minute', delta(afterOutage, before).refreshes);
     report.figure('client calls', `${load.tokenCalls}: ${load.tokens} tokens, ${load.unavailable} answered 503 atlassian_unavailable`);
 

@@ -74,7 +74,18 @@ describePostgres('the cli', () => {
       `INSERT INTO connections (id, user_id, atlassian_account_id, status, access_token_ciphertext, access_token_key_id,
          refresh_token_ciphertext, refresh_token_key_id, due_at, access_token_expires_at, refresh_attempted_at, consecutive_failures)
        VALUES ($1, $2, 'account', $3, $4, $5, $6, $7, $8, $9, $10, 2)`,
-      [id, `user-${id.slice(0, 8)}`, values.status, access.ciphertext, access.keyId, refresh.ciphertext, refresh.keyId, values.dueAt ?? null, values.expiresAt ?? null, values.attemptedAt ?? null],
+      [
+        id,
+        `user-${id.slice(0, 8)}`,
+        values.status,
+        access.ciphertext,
+        access.keyId,
+        refresh.ciphertext,
+        refresh.keyId,
+        values.dueAt ?? null,
+        values.expiresAt ?? null,
+        values.attemptedAt ?? null,
+      ],
     );
     return id;
   }
@@ -96,7 +107,11 @@ describePostgres('the cli', () => {
     expect(connections.code).toBe(1);
     expect(connections.output).toMatch(/^✗ Database unreachable at postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:\d+\/nothing: .*ECONNREFUSED/);
     expect(connections.output).not.toContain('pw-SECRET');
-    const explain = await cli({ DATABASE_URL: unreachable }, 'explain-callback', 'https://tokens.example.com/auth/atlassian/callback?code=c&state=s');
+    const explain = await cli(
+      { DATABASE_URL: unreachable },
+      'explain-callback',
+      'https://tokens.example.com/auth/atlassian/callback?code=c&state=s',
+    );
     expect(explain.code).toBe(1);
     expect(explain.output).toContain('✓ The location is ATLASSIAN_CALLBACK_URL');
     expect(explain.output).toMatch(/^✗ State not looked up: database unreachable at postgres:\/\/postgres:\*\*\*@/m);
@@ -133,7 +148,9 @@ describePostgres('the cli', () => {
 
     const dry = await cli(keyring, 'rotate-keys', '--dry-run');
     expect(dry.code).toBe(0);
-    expect(dry.output).toContain(`Dry run: would re-encrypt ${2 * n} tokens in ${n} connections (${2 * n} under "A"). Nothing was changed.`);
+    expect(dry.output).toContain(
+      `Dry run: would re-encrypt ${2 * n} tokens in ${n} connections (${2 * n} under "A"). Nothing was changed.`,
+    );
 
     const run = await cli(keyring, 'rotate-keys');
     expect(run.code).toBe(0);
@@ -158,7 +175,10 @@ describePostgres('the cli', () => {
       `INSERT INTO oauth_states (state_hash, user_id, browser_hash, redirect_uri, created_at, expires_at) VALUES ($1, 'user-7', 'b', $2, $3, $4)`,
       [hashSecret(state), 'https://tokens.example.com/auth/atlassian/callback', minutesAgo(2), minutesAgo(-8)],
     );
-    const { code, output } = await cli('explain-callback', `https://tokens.example.com/auth/atlassian/callback?code=some-code-value&state=${state}`);
+    const { code, output } = await cli(
+      'explain-callback',
+      `https://tokens.example.com/auth/atlassian/callback?code=some-code-value&state=${state}`,
+    );
     expect(output).toContain('✓ Known: sign-in started 2 min ago');
     expect(output).toContain('✓ Not used yet');
     expect(output).not.toContain(state);

@@ -26,7 +26,10 @@ interface Expected {
 }
 
 /** Inserts connections in one statement, each token sealed under the key the test chooses. */
-async function seed(dataSource: DataSource, rows: { id: string; expected: Expected; access: TokenCipher; refresh: TokenCipher }[]): Promise<void> {
+async function seed(
+  dataSource: DataSource,
+  rows: { id: string; expected: Expected; access: TokenCipher; refresh: TokenCipher }[],
+): Promise<void> {
   const sealed = rows.map(({ id, expected, access, refresh }) => ({
     access: expected.access === null ? null : access.seal(expected.access, at(id, 'access_token')),
     refresh: expected.refresh === null ? null : refresh.seal(expected.refresh, at(id, 'refresh_token')),
@@ -88,7 +91,10 @@ describe.each(drivers)('key rotation writes on %s', (driver) => {
     const expected = new Map<string, Expected>();
     const ids = [randomUUID(), randomUUID(), randomUUID()];
     for (const id of ids) expected.set(id, { access: `access-${id}`, refresh: `refresh-${id}` });
-    await seed(db.dataSource, ids.map((id) => ({ id, expected: expected.get(id)!, access: cipher(A), refresh: cipher(A) })));
+    await seed(
+      db.dataSource,
+      ids.map((id) => ({ id, expected: expected.get(id)!, access: cipher(A), refresh: cipher(A) })),
+    );
     const repository = new KeyRotationRepository(db.dataSource);
     const rotating = cipher(B, A);
 
@@ -110,7 +116,10 @@ describe.each(drivers)('key rotation writes on %s', (driver) => {
     const expected = new Map<string, Expected>();
     const ids = Array.from({ length: 25 }, () => randomUUID());
     for (const id of ids) expected.set(id, { access: `access-${id}`, refresh: `refresh-${id}` });
-    await seed(db.dataSource, ids.map((id) => ({ id, expected: expected.get(id)!, access: cipher(A), refresh: cipher(A) })));
+    await seed(
+      db.dataSource,
+      ids.map((id) => ({ id, expected: expected.get(id)!, access: cipher(A), refresh: cipher(A) })),
+    );
 
     class FailsOnThirdBatch extends KeyRotationRepository {
       private writes = 0;

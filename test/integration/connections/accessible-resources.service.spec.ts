@@ -69,7 +69,11 @@ describe.each(drivers)('AccessibleResourcesService on %s', (driver) => {
       fetchedAt: clock.now().toISOString(),
       changes: { added: ['c-3'], removed: ['c-1'] },
     });
-    expect(await service().read('u1', { refresh: false })).toEqual({ userId: 'u1', resources: answer.resources, fetchedAt: answer.fetchedAt });
+    expect(await service().read('u1', { refresh: false })).toEqual({
+      userId: 'u1',
+      resources: answer.resources,
+      fetchedAt: answer.fetchedAt,
+    });
   });
 
   it('keeps the sites of a reconnect that was stored while Atlassian was being asked', async () => {
@@ -109,7 +113,12 @@ describe.each(drivers)('AccessibleResourcesService on %s', (driver) => {
 
     const asked = [...users, 'nobody-1', 'nobody-2'];
     const answers = await Promise.all(
-      asked.map((userId) => reader.read(userId, { refresh: false }).then((answer) => answer, (error: { code: string }) => error.code)),
+      asked.map((userId) =>
+        reader.read(userId, { refresh: false }).then(
+          (answer) => answer,
+          (error: { code: string }) => error.code,
+        ),
+      ),
     );
 
     asked.forEach((userId, i) => {

@@ -75,7 +75,13 @@ describe.each(drivers)('ConnectionsRepository reads and deletes on %s', (driver)
       status: 'active',
       fetchedAt: T0,
       resources: [
-        { id: 'c-1', url: 'https://acme.atlassian.net', name: 'acme', scopes: ['read:jira-work', 'read:confluence-content.all'], avatarUrl: null },
+        {
+          id: 'c-1',
+          url: 'https://acme.atlassian.net',
+          name: 'acme',
+          scopes: ['read:jira-work', 'read:confluence-content.all'],
+          avatarUrl: null,
+        },
         { id: 'c-2', url: 'https://umbrella.atlassian.net', name: 'umbrella', scopes: ['read:jira-work'], avatarUrl: null },
       ],
     });
@@ -91,7 +97,15 @@ describe.each(drivers)('ConnectionsRepository reads and deletes on %s', (driver)
       const locked = await repository.lockResources(manager, 'changing');
       expect({ ...locked, cloudIds: [...locked!.cloudIds].sort() }).toEqual({ connectionId: id, fetchedAt: T0, cloudIds: ['c-1', 'c-2'] });
       await repository.replaceResources(manager, id, [site('c-2', 'umbrella'), site('c-3', 'initech')], later);
-      await repository.recordResourceChanges(manager, id, [{ cloudId: 'c-3', change: 'added' }, { cloudId: 'c-1', change: 'removed' }], later);
+      await repository.recordResourceChanges(
+        manager,
+        id,
+        [
+          { cloudId: 'c-3', change: 'added' },
+          { cloudId: 'c-1', change: 'removed' },
+        ],
+        later,
+      );
       await repository.recordResourceChanges(manager, id, [], later);
       await repository.markResourcesFetched(manager, id, later);
     });

@@ -37,9 +37,10 @@ function setup(db: OpenedDatabase) {
   const row = async (userId: string): Promise<Record<string, unknown>> =>
     (await db.dataSource.query(`SELECT * FROM connections WHERE user_id = $1`, [userId]))[0];
   const sites = async (connectionId: string): Promise<Record<string, unknown>[]> =>
-    db.dataSource.query(`SELECT cloud_id, name, scopes, first_seen_at FROM accessible_resources WHERE connection_id = $1 ORDER BY cloud_id`, [
-      connectionId,
-    ]);
+    db.dataSource.query(
+      `SELECT cloud_id, name, scopes, first_seen_at FROM accessible_resources WHERE connection_id = $1 ORDER BY cloud_id`,
+      [connectionId],
+    );
   const open = (stored: Record<string, unknown>, column: 'access_token' | 'refresh_token') =>
     cipher.open(
       { ciphertext: stored[`${column}_ciphertext`] as string, keyId: stored[`${column}_key_id`] as string },
@@ -92,7 +93,9 @@ describe.each(drivers)('ConnectionsService.storeConnected on %s', (driver) => {
       { cloud_id: 'cloud-1', name: 'acme', scopes: ['read:jira-work'], first_seen_at: T0 },
       { cloud_id: 'cloud-2', name: 'umbrella', scopes: ['read:jira-work'], first_seen_at: T0 },
     ]);
-    const events: { type: string; user_id: string; body: string }[] = await db.dataSource.query(`SELECT type, user_id, body FROM webhook_outbox`);
+    const events: { type: string; user_id: string; body: string }[] = await db.dataSource.query(
+      `SELECT type, user_id, body FROM webhook_outbox`,
+    );
     expect(events).toHaveLength(1);
     expect(events[0]).toMatchObject({ type: 'connection.created', user_id: 'user-1' });
     expect(JSON.parse(events[0].body)).toEqual({

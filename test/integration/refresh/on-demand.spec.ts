@@ -128,7 +128,10 @@ describePostgres('on-demand access tokens', () => {
     try {
       const { id } = await connected('held', 0);
       const leaseEnds = new Date(clock.now().getTime() + 60 * SECOND);
-      await db.dataSource.query(`UPDATE connections SET lease_id = gen_random_uuid(), lease_expires_at = $2, due_at = $2 WHERE id = $1`, [id, leaseEnds]);
+      await db.dataSource.query(`UPDATE connections SET lease_id = gen_random_uuid(), lease_expires_at = $2, due_at = $2 WHERE id = $1`, [
+        id,
+        leaseEnds,
+      ]);
 
       const error = await rejection(waiting.accessTokens.accessToken('held', 60));
       expect(error).toBeInstanceOf(DomainError);
@@ -139,7 +142,9 @@ describePostgres('on-demand access tokens', () => {
 
       // Once the holder's lease is over, the connection is claimed and refreshed on demand.
       clock.set(leaseEnds);
-      expect((await waiting.accessTokens.accessToken('held', 60)).accessToken).toBe((await readConnection(db.dataSource, stack.cipher, id)).accessToken);
+      expect((await waiting.accessTokens.accessToken('held', 60)).accessToken).toBe(
+        (await readConnection(db.dataSource, stack.cipher, id)).accessToken,
+      );
     } finally {
       await waiting.close();
     }
@@ -214,7 +219,10 @@ describePostgres('on-demand access tokens', () => {
       try {
         const { id } = await connected('stuck', 0);
         const before = await readConnection(db.dataSource, stack.cipher, id);
-        expect(await rejection(misconfigured.accessTokens.accessToken('stuck', 60))).toMatchObject({ code: 'configuration_error', status: 503 });
+        expect(await rejection(misconfigured.accessTokens.accessToken('stuck', 60))).toMatchObject({
+          code: 'configuration_error',
+          status: 503,
+        });
         expect(await readConnection(db.dataSource, stack.cipher, id)).toEqual(before);
       } finally {
         await misconfigured.close();

@@ -2,9 +2,24 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import type { AppConfig } from '../../../src/config/app-config.js';
 import { REFRESH_POLICY } from '../../../src/refresh/refresh.policy.js';
 import type { RefreshRepository } from '../../../src/refresh/refresh.repository.js';
-import { ManualClock, outboxEvents, readConnection, SandboxTokenEndpoint, seedConnection, seedConnections } from '../../utils/connections.js';
+import {
+  ManualClock,
+  outboxEvents,
+  readConnection,
+  SandboxTokenEndpoint,
+  seedConnection,
+  seedConnections,
+} from '../../utils/connections.js';
 import { describePostgres, openMigratedDatabase, type OpenedDatabase } from '../../utils/database.js';
-import { captureNestLogs, metricValue, refreshConfig, refreshStack, silenceNestLogs, truncate, type RefreshStack } from './refresh-stack.js';
+import {
+  captureNestLogs,
+  metricValue,
+  refreshConfig,
+  refreshStack,
+  silenceNestLogs,
+  truncate,
+  type RefreshStack,
+} from './refresh-stack.js';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -207,7 +222,10 @@ describePostgres('the refresh daemon', () => {
         clock.advance(REFRESH_POLICY.reuseLeewayMs + MINUTE);
 
         expect(await stack.service.runDueRefreshes()).toMatchObject({ claimed: 1, reauthRequired: 1 });
-        expect(logs.lines).toContainEqual({ level: 'warn', message: expect.stringContaining("longer than Atlassian's 10-minute reuse leeway") });
+        expect(logs.lines).toContainEqual({
+          level: 'warn',
+          message: expect.stringContaining("longer than Atlassian's 10-minute reuse leeway"),
+        });
         expect(logs.lines).toContainEqual({ level: 'error', message: expect.stringContaining('connection terminated unexpectedly') });
         // Ids shortened, tokens never.
         for (const line of logs.lines) {
@@ -230,8 +248,14 @@ describePostgres('the refresh daemon', () => {
   describe('graceful shutdown', () => {
     it('stops claiming, finishes the refreshes in flight and hands queued claims back untouched', async () => {
       sandbox.idp.setLatency({ tokenMs: 300 });
-      const replica = await refreshStack({ config: refreshConfig(sandbox.url, { REFRESH_CONCURRENCY: '2' }), clock, dataSource: db.dataSource });
-      const ids = await Promise.all(['one', 'two', 'three', 'four'].map((login, i) => connected(login, new Date(clock.now().getTime() - (4 - i) * 1000))));
+      const replica = await refreshStack({
+        config: refreshConfig(sandbox.url, { REFRESH_CONCURRENCY: '2' }),
+        clock,
+        dataSource: db.dataSource,
+      });
+      const ids = await Promise.all(
+        ['one', 'two', 'three', 'four'].map((login, i) => connected(login, new Date(clock.now().getTime() - (4 - i) * 1000))),
+      );
       const before = await Promise.all(ids.map((id) => readConnection(db.dataSource, stack.cipher, id)));
 
       const cycle = replica.service.runDueRefreshes();

@@ -6,7 +6,14 @@ import type { TokenSet } from '../../../src/atlassian/atlassian.types.js';
 import type { AppConfig } from '../../../src/config/app-config.js';
 import { RefreshHealthIndicator } from '../../../src/refresh/refresh.health.js';
 import { REFRESH_POLICY } from '../../../src/refresh/refresh.policy.js';
-import { ManualClock, outboxEvents, readConnection, SandboxTokenEndpoint, seedConnection, type StoredConnection } from '../../utils/connections.js';
+import {
+  ManualClock,
+  outboxEvents,
+  readConnection,
+  SandboxTokenEndpoint,
+  seedConnection,
+  type StoredConnection,
+} from '../../utils/connections.js';
 import { describePostgres, openMigratedDatabase, type OpenedDatabase } from '../../utils/database.js';
 import { FixedRandom, metricValue, refreshConfig, refreshStack, silenceNestLogs, truncate, type RefreshStack } from './refresh-stack.js';
 
@@ -27,7 +34,9 @@ class RefusingClient extends AtlassianClient {
 
   override refresh(refreshToken: string): Promise<TokenSet> {
     if (refreshToken === this.refused()) {
-      return Promise.reject(new AtlassianError('unauthorized_client', 'Atlassian answered unauthorized_client: refresh_token is invalid', { status: 403 }));
+      return Promise.reject(
+        new AtlassianError('unauthorized_client', 'Atlassian answered unauthorized_client: refresh_token is invalid', { status: 403 }),
+      );
     }
     return super.refresh(refreshToken);
   }
@@ -99,7 +108,9 @@ describePostgres('refresh failures', () => {
       expect(await stack.service.runDueRefreshes()).toMatchObject({ claimed: 1, refreshed: 1 });
       expect(await read(id)).toMatchObject({ status: 'active', consecutiveFailures: 0, version: 2 });
       const events = await outboxEvents(db.dataSource);
-      expect(events).toEqual([{ type: 'connection.recovered', userId: 'stormy', body: expect.objectContaining({ type: 'connection.recovered' }) }]);
+      expect(events).toEqual([
+        { type: 'connection.recovered', userId: 'stormy', body: expect.objectContaining({ type: 'connection.recovered' }) },
+      ]);
       expect(sandbox.idp.stats()).toMatchObject({ faultsServed: 4, refreshes: 1, reuseWithinLeeway: 0, grantsRevoked: 0 });
     });
 
@@ -231,13 +242,20 @@ describePostgres('refresh failures', () => {
       const other = await connected('other');
       const id = await connected('refused');
       const refusedToken = (await read(id)).refreshToken;
-      const refusing = await refreshStack({ config, clock, dataSource: db.dataSource, atlassian: new RefusingClient(config, () => refusedToken) });
+      const refusing = await refreshStack({
+        config,
+        clock,
+        dataSource: db.dataSource,
+        atlassian: new RefusingClient(config, () => refusedToken),
+      });
       try {
         expect(await refusing.service.runDueRefreshes()).toMatchObject({ refreshed: 1, reauthRequired: 1 });
         expect(await read(id)).toMatchObject({ status: 'reauth_required', refreshTokenCiphertext: null });
         expect(await read(other)).toMatchObject({ status: 'active' });
         const events = await outboxEvents(db.dataSource);
-        expect(events).toEqual([expect.objectContaining({ type: 'connection.reauth_required', body: expect.objectContaining({ reason: 'unauthorized_client' }) })]);
+        expect(events).toEqual([
+          expect.objectContaining({ type: 'connection.reauth_required', body: expect.objectContaining({ reason: 'unauthorized_client' }) }),
+        ]);
       } finally {
         await refusing.close();
       }
@@ -293,7 +311,8 @@ describePostgres('refresh failures', () => {
       const rejecting = { secret: 'not-the-secret' };
       const flipping = new (class extends AtlassianClient {
         override refresh(refreshToken: string): Promise<TokenSet> {
-          if (rejecting.secret !== 'ok') return Promise.reject(new AtlassianError('client_unauthorized', 'Atlassian refused the client credentials', { status: 401 }));
+          if (rejecting.secret !== 'ok')
+            return Promise.reject(new AtlassianError('client_unauthorized', 'Atlassian refused the client credentials', { status: 401 }));
           return super.refresh(refreshToken);
         }
       })(config);

@@ -33,7 +33,11 @@ describe.each(drivers)('RefreshRepository on %s', (driver) => {
     clock = new ManualClock();
   });
 
-  const lease = (owner = 'worker-a'): LeaseRequest => ({ now: clock.now(), owner, leaseExpiresAt: new Date(clock.now().getTime() + LEASE_MS) });
+  const lease = (owner = 'worker-a'): LeaseRequest => ({
+    now: clock.now(),
+    owner,
+    leaseExpiresAt: new Date(clock.now().getTime() + LEASE_MS),
+  });
   const minutesFromNow = (minutes: number) => new Date(clock.now().getTime() + minutes * MINUTE);
 
   async function seed(count: number, dueInMinutes: (i: number) => number): Promise<string[]> {
@@ -139,11 +143,21 @@ describe.each(drivers)('RefreshRepository on %s', (driver) => {
     const recovered = (userId: string) => [{ type: 'connection.recovered' as const, userId }];
 
     const saved = await repository.saveRefreshed(
-      [lost, ...kept].map((claim) => ({ claim, tokens: tokens(claim.id, `new-${claim.userId}`), refreshedAt: clock.now(), events: recovered(claim.userId) })),
+      [lost, ...kept].map((claim) => ({
+        claim,
+        tokens: tokens(claim.id, `new-${claim.userId}`),
+        refreshedAt: clock.now(),
+        events: recovered(claim.userId),
+      })),
     );
     expect([...saved].sort()).toEqual(kept.map((c) => c.id).sort());
-    for (const claim of kept) expect(await readConnection(db.dataSource, cipher, claim.id)).toMatchObject({ accessToken: `new-${claim.userId}`, version: 2 });
-    expect(await readConnection(db.dataSource, cipher, lost.id)).toMatchObject({ accessToken: `at-${lost.userId.slice(5)}`, version: 1, leaseOwner: 'worker-b' });
+    for (const claim of kept)
+      expect(await readConnection(db.dataSource, cipher, claim.id)).toMatchObject({ accessToken: `new-${claim.userId}`, version: 2 });
+    expect(await readConnection(db.dataSource, cipher, lost.id)).toMatchObject({
+      accessToken: `at-${lost.userId.slice(5)}`,
+      version: 1,
+      leaseOwner: 'worker-b',
+    });
     expect((await outboxEvents(db.dataSource)).map((e) => e.userId).sort()).toEqual(kept.map((c) => c.userId).sort());
   });
 

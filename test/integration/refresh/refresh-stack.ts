@@ -114,7 +114,13 @@ export interface CapturedLog {
 export function captureNestLogs(): { readonly lines: CapturedLog[]; stop(): void } {
   const lines: CapturedLog[] = [];
   const record = (level: string) => (message: unknown) => lines.push({ level, message: String(message) });
-  Logger.overrideLogger({ log: record('log'), error: record('error'), warn: record('warn'), debug: record('debug'), verbose: record('verbose') });
+  Logger.overrideLogger({
+    log: record('log'),
+    error: record('error'),
+    warn: record('warn'),
+    debug: record('debug'),
+    verbose: record('verbose'),
+  });
   return { lines, stop: silenceNestLogs };
 }
 

@@ -29,7 +29,9 @@ describe('sandbox over HTTP', () => {
     now = new Date('2026-03-01T10:00:00Z');
     const clock: Clock = { now: () => now };
     const moduleRef = await Test.createTestingModule({
-      imports: [SandboxModule.register({ clientId: CLIENT.client_id, clientSecret: CLIENT.client_secret, redirectUris: [REDIRECT_URI], clock })],
+      imports: [
+        SandboxModule.register({ clientId: CLIENT.client_id, clientSecret: CLIENT.client_secret, redirectUris: [REDIRECT_URI], clock }),
+      ],
     }).compile();
     const express = moduleRef.createNestApplication<NestExpressApplication>();
     // The main app parses queries with qs, which turns repeats into arrays and brackets into objects.
@@ -78,7 +80,9 @@ describe('sandbox over HTTP', () => {
     });
 
     it.each(['state=again', 'state[x]=nested'])('refuses a repeated or structured query parameter (%s)', async (extra) => {
-      const response = await http().get(`/sandbox/authorize?${new URLSearchParams(AUTHORIZE)}&${extra}`).expect(400);
+      const response = await http()
+        .get(`/sandbox/authorize?${new URLSearchParams(AUTHORIZE)}&${extra}`)
+        .expect(400);
       expect(response.text).toContain('The state parameter must be given exactly once.');
     });
 
@@ -126,7 +130,12 @@ describe('sandbox over HTTP', () => {
       expect(new Set(sites.map((site) => site.id)).size).toBe(3);
 
       const myself = await http().get(`/sandbox/ex/jira/${sites[0].id}/rest/api/3/myself`).set('Authorization', auth).expect(200);
-      expect(myself.body).toMatchObject({ accountId: accountIdFor('alice'), displayName: 'Alice Andersen', active: true, timeZone: expect.any(String) });
+      expect(myself.body).toMatchObject({
+        accountId: accountIdFor('alice'),
+        displayName: 'Alice Andersen',
+        active: true,
+        timeZone: expect.any(String),
+      });
       await http().get('/sandbox/ex/jira/00000000-0000-4000-a000-000000000000/rest/api/3/myself').set('Authorization', auth).expect(404);
     });
 
@@ -134,7 +143,10 @@ describe('sandbox over HTTP', () => {
       const callback = await acceptAs('bob');
       const exchange = { grant_type: 'authorization_code', ...CLIENT, code: callback.searchParams.get('code'), redirect_uri: REDIRECT_URI };
       const first = await http().post('/sandbox/oauth/token').send(exchange).expect(200);
-      await http().post('/sandbox/oauth/token').send(exchange).expect(403, { error: 'invalid_grant', error_description: 'Invalid authorization code' });
+      await http()
+        .post('/sandbox/oauth/token')
+        .send(exchange)
+        .expect(403, { error: 'invalid_grant', error_description: 'Invalid authorization code' });
       const second = await http()
         .post('/sandbox/oauth/token')
         .send({ grant_type: 'refresh_token', ...CLIENT, refresh_token: first.body.refresh_token })
@@ -152,9 +164,15 @@ describe('sandbox over HTTP', () => {
         .post('/sandbox/oauth/token')
         .send({ grant_type: 'authorization_code', ...CLIENT, code, redirect_uri: REDIRECT_URI })
         .expect(200);
-      await http().get('/sandbox/oauth/token/accessible-resources').set('Authorization', `Bearer ${tokens.body.access_token}`).expect(200, []);
+      await http()
+        .get('/sandbox/oauth/token/accessible-resources')
+        .set('Authorization', `Bearer ${tokens.body.access_token}`)
+        .expect(200, []);
       now = new Date(now.getTime() + 3600 * 1000);
-      await http().get('/sandbox/me').set('Authorization', `Bearer ${tokens.body.access_token}`).expect(401, { code: 401, message: 'Unauthorized' });
+      await http()
+        .get('/sandbox/me')
+        .set('Authorization', `Bearer ${tokens.body.access_token}`)
+        .expect(401, { code: 401, message: 'Unauthorized' });
       await http().get('/sandbox/me').expect(401);
     });
   });
@@ -174,7 +192,9 @@ describe('sandbox over HTTP', () => {
     }
 
     const refresh = (refreshToken: string) =>
-      http().post('/sandbox/oauth/token').send({ grant_type: 'refresh_token', ...CLIENT, refresh_token: refreshToken });
+      http()
+        .post('/sandbox/oauth/token')
+        .send({ grant_type: 'refresh_token', ...CLIENT, refresh_token: refreshToken });
 
     it('answers 503 for the next token call, then recovers', async () => {
       const tokens = await connect('fault-1');
@@ -200,7 +220,9 @@ describe('sandbox over HTTP', () => {
 
     it('revokes a grant and counts what happened', async () => {
       const tokens = await connect('leaver');
-      await http().post(`/sandbox/_control/grants/${encodeURIComponent(accountIdFor('leaver'))}/revoke`).expect(200, { revoked: true });
+      await http()
+        .post(`/sandbox/_control/grants/${encodeURIComponent(accountIdFor('leaver'))}/revoke`)
+        .expect(200, { revoked: true });
       await refresh(tokens.refresh_token).expect(403, { error: 'invalid_grant', error_description: 'Unknown or invalid refresh token.' });
       await http().post('/sandbox/_control/grants/nobody/revoke').expect(404);
       const stats = await http().get('/sandbox/_control/stats').expect(200);
@@ -211,7 +233,10 @@ describe('sandbox over HTTP', () => {
       const user = await http().post('/sandbox/_control/users').send({ user: 'many-sites', sites: 7 }).expect(201);
       expect(user.body.sites).toHaveLength(7);
       await http().post('/sandbox/_control/users').send({ user: 'Bad Name' }).expect(400);
-      const settings = await http().post('/sandbox/_control/settings').send({ accessTokenTtlSeconds: 60, omitRefreshToken: true }).expect(200);
+      const settings = await http()
+        .post('/sandbox/_control/settings')
+        .send({ accessTokenTtlSeconds: 60, omitRefreshToken: true })
+        .expect(200);
       expect(settings.body).toMatchObject({ accessTokenTtlSeconds: 60, reuseLeewaySeconds: 600, omitRefreshToken: true });
       const shortLived = await connect('short-lived');
       expect(shortLived.expires_in).toBe(60);

@@ -37,7 +37,11 @@ const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolv
 
 function setup(sleep?: Sleep) {
   const clock = new FakeClock();
-  const idp = new SandboxIdentityProvider({ clientId: CLIENT.client_id, clientSecret: CLIENT.client_secret, redirectUris: [REDIRECT_URI] }, clock, sleep);
+  const idp = new SandboxIdentityProvider(
+    { clientId: CLIENT.client_id, clientSecret: CLIENT.client_secret, redirectUris: [REDIRECT_URI] },
+    clock,
+    sleep,
+  );
   return { clock, idp };
 }
 
@@ -51,7 +55,11 @@ function exchange(idp: SandboxIdentityProvider, code: string, overrides: Record<
   return idp.token({ grant_type: 'authorization_code', ...CLIENT, code, redirect_uri: REDIRECT_URI, ...overrides });
 }
 
-function refresh(idp: SandboxIdentityProvider, refreshToken: string | undefined, overrides: Record<string, unknown> = {}): Promise<SandboxResponse> {
+function refresh(
+  idp: SandboxIdentityProvider,
+  refreshToken: string | undefined,
+  overrides: Record<string, unknown> = {},
+): Promise<SandboxResponse> {
   return idp.token({ grant_type: 'refresh_token', ...CLIENT, refresh_token: refreshToken, ...overrides });
 }
 
@@ -100,7 +108,10 @@ describe('SandboxIdentityProvider', () => {
 
     it('names the redirect_uri problem as Atlassian does', () => {
       const check = setup().idp.checkAuthorize({ ...valid, redirect_uri: 'https://evil.example/cb' });
-      expect(check).toEqual({ ok: false, error: { error: 'unauthorized_client', description: 'redirect_uri is not registered for client' } });
+      expect(check).toEqual({
+        ok: false,
+        error: { error: 'unauthorized_client', description: 'redirect_uri is not registered for client' },
+      });
     });
 
     it('sends a denial back to the app with state', () => {
@@ -114,7 +125,9 @@ describe('SandboxIdentityProvider', () => {
     it('sends a code back on acceptance', () => {
       const decision = setup().idp.decide({ ...valid, decision: 'accept', user: 'bob' });
       expect(decision.kind).toBe('redirect');
-      expect((decision as { location: string }).location).toMatch(/^https:\/\/app\.example\/auth\/atlassian\/callback\?code=[\w-]+&state=xyz$/);
+      expect((decision as { location: string }).location).toMatch(
+        /^https:\/\/app\.example\/auth\/atlassian\/callback\?code=[\w-]+&state=xyz$/,
+      );
     });
 
     it('asks again for a user name it cannot accept, and refuses unknown decisions', () => {
@@ -325,20 +338,32 @@ describe('SandboxIdentityProvider', () => {
     it('need read:me for /me', async () => {
       const { idp } = setup();
       const tokens = await connect(idp, 'alice', 'read:jira-work offline_access');
-      expect(await idp.me(bearer(tokens.access_token))).toEqual({ status: 401, body: { code: 401, message: 'Unauthorized; scope does not match' } });
+      expect(await idp.me(bearer(tokens.access_token))).toEqual({
+        status: 401,
+        body: { code: 401, message: 'Unauthorized; scope does not match' },
+      });
     });
 
     it('reach the profile, the sites and Jira on those sites only', async () => {
       const { idp } = setup();
       const tokens = await connect(idp);
-      expect((await idp.me(bearer(tokens.access_token))).body).toMatchObject({ account_id: accountIdFor('alice'), email: 'alice@sandbox.example' });
+      expect((await idp.me(bearer(tokens.access_token))).body).toMatchObject({
+        account_id: accountIdFor('alice'),
+        email: 'alice@sandbox.example',
+      });
       const sites = (await idp.accessibleResources(bearer(tokens.access_token))).body as SandboxSite[];
       expect(sites).toHaveLength(4);
       const myself = await idp.jiraMyself(bearer(tokens.access_token), sites[0].id);
-      expect(myself).toMatchObject({ status: 200, body: { accountId: accountIdFor('alice'), active: true, displayName: 'Alice Andersen' } });
+      expect(myself).toMatchObject({
+        status: 200,
+        body: { accountId: accountIdFor('alice'), active: true, displayName: 'Alice Andersen' },
+      });
       idp.resolveUser('stranger');
       const strangersSite = idp.findUser('stranger')!.sites[0];
-      expect(await idp.jiraMyself(bearer(tokens.access_token), strangersSite.id)).toEqual({ status: 404, body: { code: 404, message: 'Not Found' } });
+      expect(await idp.jiraMyself(bearer(tokens.access_token), strangersSite.id)).toEqual({
+        status: 404,
+        body: { code: 404, message: 'Not Found' },
+      });
     });
 
     it('are refused when unknown or missing', async () => {

@@ -71,9 +71,7 @@ describePostgres('two dispatchers on one database', () => {
     expect(new Set(ids).size).toBe(EVENTS);
     expect(deliveredBy[0]).toBeGreaterThan(0);
     expect(deliveredBy[1]).toBeGreaterThan(0);
-    const [{ pending }] = await db.dataSource.query(
-      'SELECT count(*)::int AS pending FROM webhook_outbox WHERE delivered_at IS NULL',
-    );
+    const [{ pending }] = await db.dataSource.query('SELECT count(*)::int AS pending FROM webhook_outbox WHERE delivered_at IS NULL');
     expect(pending).toBe(0);
   });
 });

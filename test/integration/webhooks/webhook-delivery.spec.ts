@@ -192,33 +192,37 @@ describe.each(drivers)('webhook delivery on %s', (driver) => {
     expect((await row(id)).last_error).toBe('HTTP 307 (redirects are not followed)');
   });
 
-  it('retries for three days, never waiting more than an hour, then gives the event up', async () => {
-    const service = dispatcher(await receiver.listen(), {}, 0.999);
-    receiver.behaviour = 503;
-    const id = await enqueue({ type: 'connection.created', userId: 'user-6' });
+  it(
+    'retries for three days, never waiting more than an hour, then gives the event up',
+    async () => {
+      const service = dispatcher(await receiver.listen(), {}, 0.999);
+      receiver.behaviour = 503;
+      const id = await enqueue({ type: 'connection.created', userId: 'user-6' });
 
-    let longestWaitMs = 0;
-    let dead = 0;
-    while (dead === 0) {
-      const counts = await service.deliverDue();
-      dead = counts.dead;
-      if (counts.retrying === 1) {
-        const next = (await row(id)).next_attempt_at!;
-        longestWaitMs = Math.max(longestWaitMs, next.getTime() - clock.now().getTime());
-        clock.set(next);
+      let longestWaitMs = 0;
+      let dead = 0;
+      while (dead === 0) {
+        const counts = await service.deliverDue();
+        dead = counts.dead;
+        if (counts.retrying === 1) {
+          const next = (await row(id)).next_attempt_at!;
+          longestWaitMs = Math.max(longestWaitMs, next.getTime() - clock.now().getTime());
+          clock.set(next);
+        }
       }
-    }
 
-    const stored = await row(id);
-    expect(stored).toMatchObject({ dead_at: clock.now(), next_attempt_at: null, delivered_at: null, last_error: 'HTTP 503' });
-    expect(clock.now().getTime() - T0.getTime()).toBeGreaterThan(71 * HOUR_MS);
-    expect(clock.now().getTime() - T0.getTime()).toBeLessThanOrEqual(72 * HOUR_MS);
-    expect(longestWaitMs).toBeLessThanOrEqual(HOUR_MS);
-    expect(receiver.received).toHaveLength(stored.attempts);
+      const stored = await row(id);
+      expect(stored).toMatchObject({ dead_at: clock.now(), next_attempt_at: null, delivered_at: null, last_error: 'HTTP 503' });
+      expect(clock.now().getTime() - T0.getTime()).toBeGreaterThan(71 * HOUR_MS);
+      expect(clock.now().getTime() - T0.getTime()).toBeLessThanOrEqual(72 * HOUR_MS);
+      expect(longestWaitMs).toBeLessThanOrEqual(HOUR_MS);
+      expect(receiver.received).toHaveLength(stored.attempts);
 
-    clock.advance(7 * 24 * HOUR_MS);
-    expect(await service.deliverDue()).toEqual({ delivered: 0, retrying: 0, dead: 0, handedBack: 0 });
-  }, DATABASE_TIMEOUT_MS);
+      clock.advance(7 * 24 * HOUR_MS);
+      expect(await service.deliverDue()).toEqual({ delivered: 0, retrying: 0, dead: 0, handedBack: 0 });
+    },
+    DATABASE_TIMEOUT_MS,
+  );
 
   it('gives up without sending an event that is already older than three days', async () => {
     const service = dispatcher(await receiver.listen());
