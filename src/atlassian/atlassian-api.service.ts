@@ -2,11 +2,9 @@ import { Injectable } from '@nestjs/common';
 import { Clock } from '../common/clock.js';
 import { DomainError } from '../common/errors.js';
 import { AccessTokenService } from '../refresh/access-token.service.js';
-import { AtlassianClient } from './atlassian.client.js';
+import { AtlassianClient, type AtlassianProduct } from './atlassian.client.js';
 import { AtlassianError } from './atlassian.errors.js';
 import type { AccessibleResource } from './atlassian.types.js';
-
-export type AtlassianProduct = 'jira' | 'confluence';
 
 /** A token handed to a call must outlive the call; Atlassian's own timeout bounds it well below this. */
 const MIN_VALIDITY_SECONDS = 30;
@@ -77,11 +75,19 @@ function apiError(error: unknown, target: Target): unknown {
   if (!(error instanceof AtlassianError)) return error;
   switch (error.kind) {
     case 'rate_limited':
-      return new DomainError('atlassian_unavailable', 'Atlassian is rate limiting this app; retry after the delay in Retry-After.', retryAfter(error));
+      return new DomainError(
+        'atlassian_unavailable',
+        'Atlassian is rate limiting this app; retry after the delay in Retry-After.',
+        retryAfter(error),
+      );
     case 'unavailable':
     case 'timeout':
     case 'network':
-      return new DomainError('atlassian_unavailable', `Atlassian is failing right now (${error.kind}); retry after the delay in Retry-After.`, retryAfter(error));
+      return new DomainError(
+        'atlassian_unavailable',
+        `Atlassian is failing right now (${error.kind}); retry after the delay in Retry-After.`,
+        retryAfter(error),
+      );
     case 'token_rejected':
     case 'forbidden':
       return new DomainError(

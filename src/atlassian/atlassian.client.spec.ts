@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import type { AppConfig } from '../config/app-config.js';
-import { AtlassianClient, mergeResources } from './atlassian.client.js';
+import { AtlassianClient, mergeResources, productError } from './atlassian.client.js';
 import { AtlassianError } from './atlassian.errors.js';
 
 interface Recorded {
@@ -164,6 +164,50 @@ describe('AtlassianClient', () => {
     const error = await failure(client.accessibleResources('at'));
     expect(error.kind).toBe('token_rejected');
     expect(error.message).toContain('scope does not match');
+  });
+});
+
+describe('AtlassianClient.productRequest', () => {
+  const fake = new FakeAtlassian();
+  let client: AtlassianClient;
+  beforeAll(async () => {
+    await fake.start();
+    client = new AtlassianClient({ atlassian: { apiUrl: `${fake.baseUrl}/api` } } as unknown as AppConfig, { timeoutMs: 300 });
+  });
+  afterAll(async () => {
+    fake.server.closeAllConnections();
+    await new Promise<void>((resolve) => fake.server.close(() => resolve()));
+  });
+
+  it('sends the method, the path under /ex/{product}/{cloudId}, the query and a JSON body, as the user', async () => {
+    fake.reply(200, { webhookRegistrationResult: [{ createdWebhookId: 1000 }] });
+    const answer = await client.productRequest('at', 'jira', 'cloud/1', {
+      method: 'POST',
+      path: '/rest/api/3/webhook',
+      query: { startAt: '0', maxResults: '100' },
+      body: { url: 'https://x.example/hooks', webhooks: [] },
+    });
+    expect(answer.status).toBe(200);
+    expect(answer.json).toEqual({ webhookRegistrationResult: [{ createdWebhookId: 1000 }] });
+    const [request] = fake.requests.slice(-1);
+    expect([request.method, request.url]).toEqual(['POST', '/api/ex/jira/cloud%2F1/rest/api/3/webhook?startAt=0&maxResults=100']);
+    expect(request.headers.authorization).toBe('Bearer at');
+    expect(request.headers['content-type']).toBe('application/json');
+    expect(JSON.parse(request.body)).toEqual({ url: 'https://x.example/hooks', webhooks: [] });
+  });
+
+  it('answers a refusal as it came, and productError types it', async () => {
+    fake.reply(400, { errorMessages: ['Invalid JQL'] });
+    const answer = await client.productRequest('at', 'jira', 'c1', {
+      method: 'DELETE',
+      path: '/rest/api/3/webhook',
+      body: { webhookIds: [1] },
+    });
+    expect([answer.status, answer.json]).toEqual([400, { errorMessages: ['Invalid JQL'] }]);
+    fake.reply(429, {}, { 'Retry-After': '7' });
+    const limited = await client.productRequest('at', 'jira', 'c1', { method: 'GET', path: '/rest/api/3/webhook' });
+    const error = productError(limited);
+    expect([error.kind, error.details.retryAfterMs]).toEqual(['rate_limited', 7000]);
   });
 });
 

@@ -16,6 +16,26 @@ interface HttpAnswer {
   readonly json: unknown;
 }
 
+export type AtlassianProduct = 'jira' | 'confluence';
+
+/** One JSON call to a product's REST API on one site, e.g. Jira's `GET /rest/api/3/webhook?startAt=0`. */
+export interface ProductRequest {
+  readonly method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  /** The path under `/ex/{product}/{cloudId}`, starting with `/`, without a query. */
+  readonly path: string;
+  readonly query?: Readonly<Record<string, string>>;
+  /** Sent as JSON when present. */
+  readonly body?: unknown;
+}
+
+/** A product API's answer as it came, whatever its status: the caller decides what a 400 or a 404 means for it. */
+export interface ProductAnswer {
+  readonly status: number;
+  readonly headers: Headers;
+  /** The parsed JSON body; undefined when the body was empty or not JSON. */
+  readonly json: unknown;
+}
+
 /**
  * The one place that speaks Atlassian's OAuth 2.0 (3LO) and API over HTTP. It sends exactly what Atlassian
  * documents (JSON bodies, the configured redirect_uri byte for byte) and turns every answer into a typed result
@@ -71,9 +91,23 @@ export class AtlassianClient {
   }
 
   /** GET a product REST path through the API gateway, e.g. ('jira', cloudId, '/rest/api/3/myself'). */
-  productGet(accessToken: string, product: 'jira' | 'confluence', cloudId: string, path: string): Promise<unknown> {
-    const url = `${this.config.atlassian.apiUrl}/ex/${product}/${encodeURIComponent(cloudId)}${path}`;
-    return this.apiGet(accessToken, url);
+  async productGet(accessToken: string, product: AtlassianProduct, cloudId: string, path: string): Promise<unknown> {
+    const answer = await this.productRequest(accessToken, product, cloudId, { method: 'GET', path });
+    if (answer.status >= 200 && answer.status < 300) return answer.json;
+    throw apiError(answer);
+  }
+
+  /**
+   * One call to a product REST API through the API gateway (`{ATLASSIAN_API_URL}/ex/{product}/{cloudId}{path}`), as
+   * the user whose access token it carries. Answers whatever status came back; only a timeout or a broken connection
+   * throws. `productError` turns an answer that is not a success into the typed error.
+   */
+  productRequest(accessToken: string, product: AtlassianProduct, cloudId: string, request: ProductRequest): Promise<ProductAnswer> {
+    const query = request.query && Object.keys(request.query).length > 0 ? `?${new URLSearchParams(request.query).toString()}` : '';
+    const url = `${this.config.atlassian.apiUrl}/ex/${product}/${encodeURIComponent(cloudId)}${request.path}${query}`;
+    const headers: Record<string, string> = { Authorization: `Bearer ${accessToken}`, Accept: 'application/json' };
+    if (request.body !== undefined) headers['Content-Type'] = 'application/json';
+    return this.send(url, { method: request.method, headers, body: request.body === undefined ? undefined : JSON.stringify(request.body) });
   }
 
   private async tokenRequest(body: Record<string, string>): Promise<TokenSet> {
@@ -174,13 +208,21 @@ function tokenEndpointError(answer: HttpAnswer): AtlassianError {
   const description = stringField(answer.json, 'error_description');
   const details = { status: answer.status, error, description };
   if (answer.status === 401) {
-    return new AtlassianError('client_unauthorized', 'Atlassian refused the client credentials (check ATLASSIAN_CLIENT_ID and ATLASSIAN_CLIENT_SECRET)', details);
+    return new AtlassianError(
+      'client_unauthorized',
+      'Atlassian refused the client credentials (check ATLASSIAN_CLIENT_ID and ATLASSIAN_CLIENT_SECRET)',
+      details,
+    );
   }
   switch (error) {
     case 'invalid_grant':
       return new AtlassianError('invalid_grant', `Atlassian answered invalid_grant: ${description ?? 'no description'}`, details);
     case 'unauthorized_client':
-      return new AtlassianError('unauthorized_client', `Atlassian answered unauthorized_client: ${description ?? 'no description'}`, details);
+      return new AtlassianError(
+        'unauthorized_client',
+        `Atlassian answered unauthorized_client: ${description ?? 'no description'}`,
+        details,
+      );
     case 'invalid_request':
       return new AtlassianError('invalid_request', `Atlassian answered invalid_request: ${description ?? 'no description'}`, details);
     case 'access_denied':
@@ -190,12 +232,18 @@ function tokenEndpointError(answer: HttpAnswer): AtlassianError {
   }
 }
 
+/** The typed error for a product answer that is not a success (2xx). */
+export function productError(answer: ProductAnswer): AtlassianError {
+  return apiError(answer);
+}
+
 function apiError(answer: HttpAnswer): AtlassianError {
   const transient = transientError(answer);
   if (transient) return transient;
   const message = stringField(answer.json, 'message');
   const details = { status: answer.status, description: message };
-  if (answer.status === 401) return new AtlassianError('token_rejected', `Atlassian refused the access token${message ? `: ${message}` : ''}`, details);
+  if (answer.status === 401)
+    return new AtlassianError('token_rejected', `Atlassian refused the access token${message ? `: ${message}` : ''}`, details);
   if (answer.status === 403) return new AtlassianError('forbidden', 'Atlassian refused access to this resource', details);
   if (answer.status === 404) return new AtlassianError('not_found', 'Atlassian has no such resource', details);
   return badResponse(`status ${answer.status}`, answer.status);

@@ -4,7 +4,10 @@ export type WebhookEventType =
   | 'connection.created'
   | 'connection.reauth_required'
   | 'connection.recovered'
-  | 'connection.deleted';
+  | 'connection.reconsent_due'
+  | 'connection.scopes_outdated'
+  | 'connection.deleted'
+  | 'jira.event';
 
 /** The durable outbox: an event is written in the same transaction as the change it reports, then delivered. */
 @Entity({ name: 'webhook_outbox' })
