@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { createApp } from './app.factory.js';
 import { AppConfig, ConfigValidationError, loadConfig } from './config/app-config.js';
+import { readEnvironment } from './config/env-file.js';
 import { startupWarnings } from './config/startup-notes.js';
 
 const SHUTDOWN_DEADLINE_MS = 25_000;
@@ -8,7 +9,7 @@ const SHUTDOWN_DEADLINE_MS = 25_000;
 async function bootstrap(): Promise<void> {
   let config: AppConfig;
   try {
-    config = loadConfig(process.env);
+    config = loadConfig(readEnvironment());
   } catch (error) {
     if (error instanceof ConfigValidationError) {
       process.stderr.write(`${error.message}\n`);

@@ -15,7 +15,8 @@ import { ApiKeyGuard } from './api-key.guard.js';
 import { isApiPath } from './api-routes.js';
 
 /**
- * Limits every /v1 route per API key, one budget per key across all routes (API_RATE_LIMIT_PER_MINUTE). It runs
+ * Limits every /v1 route per API key, one budget per key across all routes (API_RATE_LIMIT_PER_MINUTE, 0 = off): a guard
+ * against a runaway client, not a quota. It runs
  * app-wide before the controllers' own ApiKeyGuard, so it authenticates first: a missing or wrong key is refused
  * with 401 and never gets a counter, and the counter is keyed by the key's fingerprint, never the key.
  * Health, metrics, the browser routes and the sandbox are not limited.
@@ -55,6 +56,8 @@ export class ApiRateLimitGuard extends ThrottlerGuard {
   override canActivate(context: ExecutionContext): Promise<boolean> {
     if (context.getType() !== 'http' || !isApiPath(context.switchToHttp().getRequest<Request>().path)) return Promise.resolve(true);
     this.apiKeys.canActivate(context);
+    // API_RATE_LIMIT_PER_MINUTE=0: authenticated, never counted.
+    if (this.limit.limit === 0) return Promise.resolve(true);
     return this.handleRequest({ context, ...this.limit });
   }
 

@@ -14,6 +14,9 @@ const ALWAYS_REQUESTED_SCOPES = ['offline_access', 'read:me'];
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 const KEY_ID_PATTERN = /^[A-Za-z0-9_-]{1,32}$/;
 const DEV_KEY_FILE = 'dev-encryption-key';
+const DAY_MS = 86_400_000;
+/** What Jira's webhook event names look like (`jira:issue_updated`, `comment_created`); Jira itself has the final word. */
+const JIRA_EVENT_PATTERN = /^[A-Za-z0-9_:.-]{1,100}$/;
 
 /**
  * The service's whole configuration, read once from the environment and validated at boot.
@@ -37,18 +40,49 @@ export class AppConfig {
   };
   readonly apiKeys: readonly string[];
   readonly apiKeysDefaulted: boolean;
-  /** Requests per minute each API key may make to /v1 (per replica). */
+  /** Requests per minute each API key may make to /v1 (per replica); 0 = no limit. */
   readonly apiRateLimitPerMinute: number;
   readonly encryption: { readonly keys: readonly EncryptionKey[]; readonly generatedDevKey: boolean };
   readonly refresh: { readonly leadSeconds: number; readonly intervalSeconds: number; readonly concurrency: number };
   readonly webhook: { readonly url?: string; readonly secret?: string };
   readonly connect: { readonly successUrl?: string; readonly failureUrl?: string };
+  readonly jiraWebhooks: {
+    /** Subscriptions registered for every new connection on each of its sites (JIRA_WEBHOOK_DEFAULTS). */
+    readonly defaults: readonly JiraWebhookSubscription[];
+    /** Extend a registration when less than this remains before its expirationDate. */
+    readonly extendBeforeMs: number;
+    /** How often each connection's registrations are compared with what Jira lists. */
+    readonly reconcileIntervalMs: number;
+  };
+  readonly lifecycle: {
+    /** Send connection.reconsent_due when less than this remains before the 365-day consent expiry. */
+    readonly reconsentWarningMs: number;
+  };
+  readonly proxy: {
+    /** Largest request body the proxy forwards. */
+    readonly maxBodyBytes: number;
+  };
   readonly logLevel: string;
 
   constructor(values: Omit<AppConfig, never>) {
     Object.assign(this, values);
     Object.freeze(this);
   }
+}
+
+/** One Jira dynamic webhook subscription, as Jira's `POST /rest/api/3/webhook` takes it (without the URL). */
+export interface JiraWebhookSubscription {
+  readonly events: readonly string[];
+  readonly jqlFilter: string;
+  readonly fieldIdsFilter?: readonly string[];
+}
+
+/** NODE_ENV values that are not production; any other value (prod, staging, …) gets production's checks. */
+const NON_PRODUCTION_ENVS = ['development', 'test'];
+
+/** Unset means development; anything but development and test is production, so a typo never skips its checks. */
+export function isProductionEnv(nodeEnv: string | undefined): boolean {
+  return !NON_PRODUCTION_ENVS.includes(nodeEnv?.trim() || 'development');
 }
 
 export class ConfigValidationError extends Error {
@@ -69,7 +103,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: LoadConfigOptions = 
   const read = new EnvReader(env, problems);
 
   const nodeEnv = env.NODE_ENV?.trim() || 'development';
-  const production = nodeEnv === 'production';
+  const production = isProductionEnv(nodeEnv);
   const dataDir = resolve(options.dataDir ?? 'data');
   const port = read.integer('PORT', 3000, 1, 65535);
   const publicUrl = stripTrailingSlash(read.url('PUBLIC_URL') ?? `http://localhost:${port}`);
@@ -83,7 +117,10 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: LoadConfigOptions = 
   const clientSecret = read.optional('ATLASSIAN_CLIENT_SECRET');
   const sandbox = clientId === undefined;
   if (sandbox && production) {
-    problems.push('ATLASSIAN_CLIENT_ID is required when NODE_ENV=production (the sandbox identity provider never runs in production)');
+    problems.push(
+      `ATLASSIAN_CLIENT_ID is required when NODE_ENV=${nodeEnv} (the sandbox identity provider never runs in production; ` +
+        'only NODE_ENV=development or test allows it)',
+    );
   }
   if (!sandbox && clientSecret === undefined) {
     problems.push('ATLASSIAN_CLIENT_SECRET is required when ATLASSIAN_CLIENT_ID is set');
@@ -97,7 +134,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: LoadConfigOptions = 
   const apiKeysRaw = read.optional('API_KEYS');
   const apiKeys = apiKeysRaw === undefined ? ['dev'] : parseApiKeys(apiKeysRaw, problems);
   if (apiKeysRaw === undefined && production) {
-    problems.push('API_KEYS is required when NODE_ENV=production');
+    problems.push(`API_KEYS is required when NODE_ENV=${nodeEnv} (only development and test fall back to the key "dev")`);
   }
 
   const keysRaw = read.optional('TOKEN_ENCRYPTION_KEYS');
@@ -105,7 +142,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: LoadConfigOptions = 
   if (keysRaw !== undefined) {
     keys = parseKeyring(keysRaw, problems);
   } else if (production) {
-    problems.push('TOKEN_ENCRYPTION_KEYS is required when NODE_ENV=production (the generated development key is refused)');
+    problems.push(`TOKEN_ENCRYPTION_KEYS is required when NODE_ENV=${nodeEnv} (the generated development key is refused)`);
   }
 
   const webhookUrl = read.url('WEBHOOK_URL');
@@ -141,7 +178,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: LoadConfigOptions = 
     },
     apiKeys,
     apiKeysDefaulted: apiKeysRaw === undefined,
-    apiRateLimitPerMinute: read.integer('API_RATE_LIMIT_PER_MINUTE', 600, 1, 1_000_000_000),
+    apiRateLimitPerMinute: read.integer('API_RATE_LIMIT_PER_MINUTE', 60_000, 0, 1_000_000_000),
     refresh: {
       leadSeconds: read.integer('REFRESH_LEAD_SECONDS', 600, 0, 3000),
       intervalSeconds: read.integer('REFRESH_INTERVAL_SECONDS', 15, 1, 3600),
@@ -149,6 +186,13 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: LoadConfigOptions = 
     },
     webhook: { url: webhookUrl, secret: webhookSecret },
     connect: { successUrl: read.url('CONNECT_SUCCESS_URL'), failureUrl: read.url('CONNECT_FAILURE_URL') },
+    jiraWebhooks: {
+      defaults: parseJiraWebhookDefaults(read.optional('JIRA_WEBHOOK_DEFAULTS'), problems),
+      extendBeforeMs: read.days('JIRA_WEBHOOK_EXTEND_BEFORE_DAYS', 10, 29),
+      reconcileIntervalMs: read.integer('JIRA_WEBHOOK_RECONCILE_SECONDS', 21_600, 10, 30 * 86_400) * 1000,
+    },
+    lifecycle: { reconsentWarningMs: read.days('RECONSENT_WARNING_DAYS', 14, 364) },
+    proxy: { maxBodyBytes: read.integer('PROXY_MAX_BODY_BYTES', 10_485_760, 0, 2 ** 31 - 1) },
     logLevel,
   };
 
@@ -182,6 +226,18 @@ class EnvReader {
       return fallback;
     }
     return value;
+  }
+
+  /** A positive number of days, fractions allowed (tests shorten clocks to minutes), as milliseconds. */
+  days(name: string, fallback: number, max: number): number {
+    const raw = this.optional(name);
+    if (raw === undefined) return fallback * DAY_MS;
+    const value = Number(raw);
+    if (!/^\d+(\.\d+)?$|^\.\d+$/.test(raw) || !(value > 0) || value > max) {
+      this.problems.push(`${name} must be a number of days above 0 and at most ${max} (fractions allowed, e.g. 0.5)`);
+      return fallback * DAY_MS;
+    }
+    return Math.round(value * DAY_MS);
   }
 
   boolean(name: string, fallback: boolean): boolean {
@@ -223,6 +279,48 @@ function parseScopes(raw: string | undefined, problems: string[]): string[] {
     problems.push('ATLASSIAN_SCOPES must be space-separated scopes such as "read:jira-work read:jira-user"');
   }
   return [...new Set([...configured, ...ALWAYS_REQUESTED_SCOPES])];
+}
+
+/**
+ * JIRA_WEBHOOK_DEFAULTS: a JSON array of `{ "events": [...], "jqlFilter": "...", "fieldIdsFilter"?: [...] }`.
+ * Only the shape is checked here; whether Jira accepts an event name or a filter is Jira's to say at registration.
+ */
+function parseJiraWebhookDefaults(raw: string | undefined, problems: string[]): JiraWebhookSubscription[] {
+  if (raw === undefined) return [];
+  const problem = 'JIRA_WEBHOOK_DEFAULTS must be a JSON array of { "events": ["jira:issue_updated", …], "jqlFilter": "project = ABC" }';
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    problems.push(`${problem} (it is not valid JSON)`);
+    return [];
+  }
+  if (!Array.isArray(parsed)) {
+    problems.push(problem);
+    return [];
+  }
+  const subscriptions: JiraWebhookSubscription[] = [];
+  for (const [index, entry] of parsed.entries()) {
+    const item = entry as Record<string, unknown> | null;
+    const events = item?.events;
+    const jqlFilter = item?.jqlFilter;
+    const fieldIdsFilter = item?.fieldIdsFilter;
+    const validEvents =
+      Array.isArray(events) && events.length > 0 && events.every((e) => typeof e === 'string' && JIRA_EVENT_PATTERN.test(e));
+    const validFilter = typeof jqlFilter === 'string' && jqlFilter.trim().length > 0;
+    const validFields =
+      fieldIdsFilter === undefined || (Array.isArray(fieldIdsFilter) && fieldIdsFilter.every((f) => typeof f === 'string'));
+    if (typeof item !== 'object' || item === null || !validEvents || !validFilter || !validFields) {
+      problems.push(`${problem}: entry ${index + 1} is not`);
+      continue;
+    }
+    subscriptions.push({
+      events: [...new Set(events as string[])],
+      jqlFilter: (jqlFilter as string).trim(),
+      ...(fieldIdsFilter === undefined ? {} : { fieldIdsFilter: [...(fieldIdsFilter as string[])] }),
+    });
+  }
+  return subscriptions;
 }
 
 function parseApiKeys(raw: string, problems: string[]): string[] {

@@ -1,5 +1,6 @@
 import { DataSource } from 'typeorm';
 import { ConfigValidationError, loadConfig } from '../config/app-config.js';
+import { readEnvironment } from '../config/env-file.js';
 import { dataSourceOptions } from './data-source.js';
 import { revertLastMigration, runMigrations } from './migrator.js';
 
@@ -9,7 +10,7 @@ async function main(command: string | undefined): Promise<number> {
     process.stderr.write('usage: migrate run|revert\n');
     return 2;
   }
-  const dataSource = new DataSource(dataSourceOptions(loadConfig(process.env)));
+  const dataSource = new DataSource(dataSourceOptions(loadConfig(readEnvironment())));
   await dataSource.initialize();
   try {
     if (command === 'run') {

@@ -1,4 +1,4 @@
-import { SANDBOX_CREDENTIALS } from '../config/app-config.js';
+import { isProductionEnv, SANDBOX_CREDENTIALS } from '../config/app-config.js';
 import type { SandboxOptions } from './sandbox.options.js';
 
 /** Not secrets: the well-known credentials of the sandbox's one fake app, the same the service uses in sandbox mode. */
@@ -11,9 +11,10 @@ type Env = Record<string, string | undefined>;
 
 /** Fake tokens must never stand in for Atlassian in production, so the sandbox refuses to run there at all. */
 export function assertSandboxAllowed(env: Env): void {
-  if (env.NODE_ENV === 'production') {
+  if (isProductionEnv(env.NODE_ENV)) {
     throw new Error(
-      'The sandbox identity provider is a stand-in for Atlassian and refuses to run with NODE_ENV=production. ' +
+      `The sandbox identity provider is a stand-in for Atlassian and refuses to run with NODE_ENV=${env.NODE_ENV} ` +
+        '(only development and test allow it). ' +
         'Set ATLASSIAN_CLIENT_ID and ATLASSIAN_CLIENT_SECRET to use Atlassian.',
     );
   }
@@ -38,7 +39,10 @@ export function standaloneConfigFromEnv(env: Env): StandaloneConfigResult {
     return undefined;
   };
   const port = integer('SANDBOX_PORT', 1, 65_535) ?? SANDBOX_DEFAULT_PORT;
-  const redirectUris = (env.SANDBOX_REDIRECT_URIS || SANDBOX_DEFAULT_REDIRECT_URI).split(',').map((uri) => uri.trim()).filter(Boolean);
+  const redirectUris = (env.SANDBOX_REDIRECT_URIS || SANDBOX_DEFAULT_REDIRECT_URI)
+    .split(',')
+    .map((uri) => uri.trim())
+    .filter(Boolean);
   if (redirectUris.length === 0 || !redirectUris.every(isCallbackUrl)) {
     problems.push('SANDBOX_REDIRECT_URIS must be a comma-separated list of absolute http(s) URLs without a #fragment.');
   }

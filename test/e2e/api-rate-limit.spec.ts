@@ -65,3 +65,23 @@ describePostgres('rate limiting per API key', () => {
     expect(logs).not.toContain(OTHER_KEY);
   });
 });
+
+describePostgres('API_RATE_LIMIT_PER_MINUTE=0', () => {
+  let app: TestApp;
+
+  beforeAll(async () => {
+    app = await startTestApp({ env: { API_RATE_LIMIT_PER_MINUTE: '0' } });
+  });
+  afterAll(() => app?.close());
+
+  it('turns the limit off but still refuses a wrong key', async () => {
+    for (let i = 0; i < 5; i++) {
+      const response = await callApi(app, 'GET', userPath('someone', '/connection'));
+      expect(response.status).toBe(404);
+      expect(response.headers.get('x-ratelimit-limit')).toBeNull();
+    }
+    expect(await errorOf(await callApi(app, 'GET', userPath('someone', '/connection'), { key: 'not-one-of-the-keys-0123456789' }))).toEqual(
+      [401, 'unauthorized'],
+    );
+  });
+});

@@ -10,6 +10,8 @@ import { escapeHtml } from '../../../src/sandbox/sandbox.pages.js';
 describe('sandbox configuration', () => {
   it('refuses to run in production', () => {
     expect(() => assertSandboxAllowed({ NODE_ENV: 'production' })).toThrow(/refuses to run with NODE_ENV=production/);
+    expect(() => assertSandboxAllowed({ NODE_ENV: 'prod' })).toThrow(/refuses to run with NODE_ENV=prod /);
+    expect(() => assertSandboxAllowed({ NODE_ENV: 'test' })).not.toThrow();
     expect(() => assertSandboxAllowed({ NODE_ENV: 'development' })).not.toThrow();
     expect(() => assertSandboxAllowed({})).not.toThrow();
   });
@@ -55,7 +57,11 @@ describe('sandbox configuration', () => {
   });
 
   it('names every bad variable at once', () => {
-    const result = standaloneConfigFromEnv({ SANDBOX_PORT: '70000', SANDBOX_REDIRECT_URIS: 'not-a-url', SANDBOX_ACCESS_TOKEN_TTL_SECONDS: '1h' });
+    const result = standaloneConfigFromEnv({
+      SANDBOX_PORT: '70000',
+      SANDBOX_REDIRECT_URIS: 'not-a-url',
+      SANDBOX_ACCESS_TOKEN_TTL_SECONDS: '1h',
+    });
     expect(result.ok).toBe(false);
     const problems = result.ok ? [] : result.problems;
     expect(problems).toHaveLength(3);
