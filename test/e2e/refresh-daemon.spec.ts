@@ -71,7 +71,9 @@ describePostgres('the refresh job in the running service', () => {
     });
     const { accessToken } = (await tokenResponse.json()) as { accessToken: string };
 
-    const metrics = await (await fetch(`${service.baseUrl}/metrics`)).text();
+    const scrape = await fetch(`${service.baseUrl}/metrics`);
+    expect(scrape.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8');
+    const metrics = await scrape.text();
     expect(metrics).toContain('atlassian_token_refreshes_total{outcome="refreshed"} 1');
     expect(metrics).toMatch(/atlassian_token_refresh_duration_seconds_count\{outcome="refreshed"\} 1/);
     expect(metrics).toContain('atlassian_connections{status="active"} 1');
