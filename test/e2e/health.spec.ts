@@ -1,19 +1,11 @@
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { createTestDatabase, describePostgres, type TestDatabase } from '../utils/database.js';
 import { startTestApp, TEST_API_KEY, type TestApp } from '../utils/app.js';
+import { eventually } from '../utils/eventually.js';
 import { TcpProxy } from '../utils/tcp-proxy.js';
 
 async function ready(app: TestApp): Promise<number> {
   return (await fetch(`${app.baseUrl}/health/ready`)).status;
-}
-
-/** Polls an observable condition (not a timing guess): the pool notices a cut connection on its next query. */
-async function eventually(check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not reached in time');
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 describePostgres('readiness follows the database', () => {
@@ -45,7 +37,10 @@ describePostgres('readiness follows the database', () => {
 
   it('answers 503 while the database is unreachable and 200 again when it is back, without a restart', async () => {
     proxy.cut();
-    await eventually(async () => (await ready(app)) === 503);
+    await eventually(
+      () => ready(app),
+      (status) => status === 503,
+    );
     const down = await fetch(`${app.baseUrl}/health/ready`);
     expect(down.status).toBe(503);
     expect(await down.json()).toMatchObject({ status: 'error', details: { database: { status: 'down' } } });
@@ -56,6 +51,9 @@ describePostgres('readiness follows the database', () => {
     expect(await api.json()).toMatchObject({ error: { code: 'database_unavailable' } });
 
     proxy.restore();
-    await eventually(async () => (await ready(app)) === 200);
+    await eventually(
+      () => ready(app),
+      (status) => status === 200,
+    );
   });
 });

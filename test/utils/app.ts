@@ -47,11 +47,18 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** Apps started by this test file: nestjs-pino keeps one root logger per module registry, built by the first. */
+let appsStarted = 0;
+
 /**
  * The whole service, listening on a free local port, on its own database, with the sandbox identity provider
  * (no ATLASSIAN_CLIENT_ID) unless the env says otherwise. Logs are silent unless LOG_LEVEL is passed.
  */
 export async function startTestApp(options: TestAppOptions = {}): Promise<TestApp> {
+  if (options.captureLogs && appsStarted > 0) {
+    throw new Error('captureLogs works only for the first app a test file starts: nestjs-pino builds its logger once per process');
+  }
+  appsStarted += 1;
   const port = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), 'ats-test-'));
   const driver = options.driver ?? (process.env.TEST_PG_ADMIN_URL ? 'postgres' : 'pglite');
