@@ -1,9 +1,10 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsInt, IsOptional, Max, Min } from 'class-validator';
+import { IsOptional } from 'class-validator';
+import { IsIntInRange } from '../common/validators.js';
 
 export const DEFAULT_MIN_VALIDITY_SECONDS = 60;
-/** Below an access token's 3600-second life minus the refresh lead, so a fresh token always satisfies it. */
-export const MAX_MIN_VALIDITY_SECONDS = 3000;
+/** The life of a fresh Atlassian access token: asking for all of it means "the freshest token there is". */
+export const MAX_MIN_VALIDITY_SECONDS = 3600;
 
 export class AccessTokenRequestDto {
   @ApiPropertyOptional({
@@ -13,9 +14,7 @@ export class AccessTokenRequestDto {
     default: DEFAULT_MIN_VALIDITY_SECONDS,
   })
   @IsOptional()
-  @IsInt()
-  @Min(0)
-  @Max(MAX_MIN_VALIDITY_SECONDS)
+  @IsIntInRange(0, MAX_MIN_VALIDITY_SECONDS, 'number of seconds')
   minValiditySeconds?: number;
 }
 

@@ -95,16 +95,37 @@ describePostgres('POST /v1/users/{userId}/access-token', () => {
     expect(await response.json()).toEqual({ error: { code: 'atlassian_unavailable', message: expect.any(String) } });
   });
 
+  it('accepts minValiditySeconds up to 3600, the life of a fresh token', async () => {
+    const { accessToken } = await connected('longest', 30 * MINUTE);
+    const response = await post('longest', { minValiditySeconds: 3600 });
+    expect(response.status).toBe(200);
+    const body = (await response.json()) as { accessToken: string; expiresAt: string };
+    expect(body.accessToken).not.toBe(accessToken);
+    expect(body.expiresAt).toBe(new Date(clock.now().getTime() + 60 * MINUTE).toISOString());
+  });
+
   it.each([
     ['a string', { minValiditySeconds: 'sixty' }],
     ['a fraction', { minValiditySeconds: 1.5 }],
     ['a negative number', { minValiditySeconds: -1 }],
-    ['more than 3000', { minValiditySeconds: 3001 }],
+    ['more than 3600', { minValiditySeconds: 3601 }],
     ['an unknown field', { minValiditySeconds: 60, scope: 'write:everything' }],
   ])('answers 400 invalid_request for %s', async (_, body) => {
     const response = await post('still-valid', body);
     expect(response.status).toBe(400);
     expect(await response.json()).toEqual({ error: { code: 'invalid_request', message: expect.any(String) } });
+  });
+
+  it.each([
+    ['the string "60"', { minValiditySeconds: '60' }],
+    ['a fraction', { minValiditySeconds: 1.5 }],
+    ['more than 3600', { minValiditySeconds: 3601 }],
+  ])('refuses minValiditySeconds as %s with one message that says what is accepted', async (_, body) => {
+    const response = await post('still-valid', body);
+    expect(response.status).toBe(400);
+    expect(await response.json()).toEqual({
+      error: { code: 'invalid_request', message: 'minValiditySeconds must be a whole number of seconds from 0 to 3600' },
+    });
   });
 
   it('answers 400 for a userId outside the allowed characters', async () => {
