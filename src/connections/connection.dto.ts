@@ -37,6 +37,16 @@ export class ConnectionDto {
 
   @ApiProperty({ type: String, nullable: true, description: 'The last refresh failure, as a sentence; null when none was recorded.' })
   lastError: string | null;
+
+  @ApiProperty({ type: String, format: 'date-time', description: 'When the user consented to the current grant (a reconnect resets it).' })
+  consentedAt: string;
+
+  @ApiProperty({
+    type: String,
+    format: 'date-time',
+    description: 'consentedAt + 365 days: when Atlassian ends the grant whatever the refreshes, unless the user connects again before.',
+  })
+  consentExpiresAt: string;
 }
 
 export class ConnectionPageDto {

@@ -27,6 +27,7 @@ export interface ConnectionSummary {
   readonly accessTokenExpiresAt: Date | null;
   readonly lastRefreshedAt: Date | null;
   readonly lastError: string | null;
+  readonly consentedAt: Date;
 }
 
 export interface ConnectionPageRequest {
@@ -63,7 +64,8 @@ const FIND_RESOURCES_SQL = `
   FROM connections c WHERE c.user_id = ANY($1::text[])`;
 
 const SUMMARY_COLUMNS = `user_id AS "userId", status, atlassian_account_id AS "atlassianAccountId", scopes,
-  access_token_expires_at AS "accessTokenExpiresAt", last_refreshed_at AS "lastRefreshedAt", last_error AS "lastError"`;
+  access_token_expires_at AS "accessTokenExpiresAt", last_refreshed_at AS "lastRefreshedAt", last_error AS "lastError",
+  consented_at AS "consentedAt"`;
 
 /**
  * The connections table and its sites, apart from refreshing (the refresh daemon has its own repository on them).
@@ -88,8 +90,8 @@ export class ConnectionsRepository {
          id, user_id, atlassian_account_id, status, scopes,
          access_token_ciphertext, access_token_key_id, refresh_token_ciphertext, refresh_token_key_id,
          access_token_expires_at, refresh_token_issued_at, last_refreshed_at, version, due_at,
-         consecutive_failures, resources_fetched_at, created_at, updated_at)
-       VALUES ($1, $2, $3, 'active', $4::text[], $5, $6, $7, $8, $9, $10, $10, 1, $11, 0, $10, $10, $10)
+         consecutive_failures, resources_fetched_at, consented_at, created_at, updated_at)
+       VALUES ($1, $2, $3, 'active', $4::text[], $5, $6, $7, $8, $9, $10, $10, 1, $11, 0, $10, $10, $10, $10)
        ON CONFLICT (user_id) DO NOTHING
        RETURNING id`,
       [id, values.userId, ...connectedParameters(values)],
@@ -98,8 +100,9 @@ export class ConnectionsRepository {
   }
 
   /**
-   * Replaces the tokens of an existing connection and starts its refresh bookkeeping afresh. Bumping the version and
-   * clearing the lease makes a refresh of the old tokens that is still in flight fail its compare-and-swap.
+   * Replaces the tokens of an existing connection and starts its refresh bookkeeping and its consent clock afresh; the
+   * row (its id, and what hangs on it) stays. Bumping the version and clearing the lease makes a refresh of the old
+   * tokens that is still in flight fail its compare-and-swap.
    */
   async replaceConnected(manager: EntityManager, id: string, values: ConnectedValues): Promise<number> {
     const result: [{ version: number }[], number] = await manager.query(
@@ -108,7 +111,7 @@ export class ConnectionsRepository {
          access_token_ciphertext = $4, access_token_key_id = $5, refresh_token_ciphertext = $6, refresh_token_key_id = $7,
          access_token_expires_at = $8, refresh_token_issued_at = $9, last_refreshed_at = $9, version = version + 1, due_at = $10,
          lease_id = NULL, lease_owner = NULL, lease_expires_at = NULL, refresh_attempted_at = NULL,
-         consecutive_failures = 0, last_error = NULL, last_error_at = NULL, resources_fetched_at = $9, updated_at = $9
+         consecutive_failures = 0, last_error = NULL, last_error_at = NULL, resources_fetched_at = $9, consented_at = $9, updated_at = $9
        WHERE id = $1
        RETURNING version`,
       [id, ...connectedParameters(values)],

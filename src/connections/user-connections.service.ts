@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { Clock } from '../common/clock.js';
 import { ConnectionNotFoundError } from '../common/errors.js';
+import { consentExpiresAt } from '../lifecycle/consent.policy.js';
 import { OutboxRepository } from '../webhooks/outbox.repository.js';
 import type { ConnectionDto, ConnectionPageDto, ListConnectionsQueryDto } from './connection.dto.js';
 import { DEFAULT_PAGE_SIZE } from './connection.dto.js';
@@ -69,6 +70,8 @@ function toConnectionDto(summary: ConnectionSummary): ConnectionDto {
     accessTokenExpiresAt: summary.accessTokenExpiresAt?.toISOString() ?? null,
     lastRefreshedAt: summary.lastRefreshedAt?.toISOString() ?? null,
     lastError: summary.lastError === null ? null : asSentence(summary.lastError),
+    consentedAt: summary.consentedAt.toISOString(),
+    consentExpiresAt: consentExpiresAt(summary.consentedAt).toISOString(),
   };
 }
 

@@ -39,6 +39,8 @@ describePostgres('GET and DELETE /v1/users/{userId}/connection', () => {
       accessTokenExpiresAt: new Date(clock.now().getTime() + HOUR).toISOString(),
       lastRefreshedAt: clock.now().toISOString(),
       lastError: null,
+      consentedAt: clock.now().toISOString(),
+      consentExpiresAt: new Date(clock.now().getTime() + 365 * 24 * HOUR).toISOString(),
     });
     expect(JSON.stringify(body)).not.toMatch(/sbx_(at|rt)_/);
   });

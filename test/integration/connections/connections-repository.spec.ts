@@ -51,6 +51,7 @@ describe.each(drivers)('ConnectionsRepository reads and deletes on %s', (driver)
       accessTokenExpiresAt: new Date(T0.getTime() + 3_600_000),
       lastRefreshedAt: T0,
       lastError: null,
+      consentedAt: T0,
     });
     expect(await repository.findSummary(db.dataSource.manager, 'nobody')).toBeUndefined();
   });
