@@ -1,5 +1,5 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsOptional } from 'class-validator';
+import { IsBoolean, IsOptional } from 'class-validator';
 import { IsIntInRange } from '../common/validators.js';
 
 export const DEFAULT_MIN_VALIDITY_SECONDS = 60;
@@ -16,6 +16,16 @@ export class AccessTokenRequestDto {
   @IsOptional()
   @IsIntInRange(0, MAX_MIN_VALIDITY_SECONDS, 'number of seconds')
   minValiditySeconds?: number;
+
+  @ApiPropertyOptional({
+    description:
+      'Refresh now, for a token Atlassian refused (401) before its expiresAt. Callers forcing at once share one refresh: a token ' +
+      'a refresh issued in the last 30 seconds is answered as it is.',
+    default: false,
+  })
+  @IsOptional()
+  @IsBoolean()
+  forceRefresh?: boolean;
 }
 
 export class AccessTokenResponseDto {

@@ -39,6 +39,9 @@ export interface TokenState {
   readonly dueAt: Date | null;
   readonly leaseId: string | null;
   readonly leaseExpiresAt: Date | null;
+  /** When the stored tokens were issued: by the consent (then equal to consentedAt) or by a refresh. */
+  readonly lastRefreshedAt: Date | null;
+  readonly consentedAt: Date;
 }
 
 export interface LeaseRequest {
@@ -100,6 +103,8 @@ interface TokenStateRow {
   due_at: Date | null;
   lease_id: string | null;
   lease_expires_at: Date | null;
+  last_refreshed_at: Date | null;
+  consented_at: Date;
 }
 
 /**
@@ -285,7 +290,8 @@ export class RefreshRepository {
 
   async findTokenState(userId: string): Promise<TokenState | null> {
     const { rows } = await this.run<TokenStateRow>(
-      `SELECT id, status, version, access_token_ciphertext, access_token_key_id, access_token_expires_at, due_at, lease_id, lease_expires_at
+      `SELECT id, status, version, access_token_ciphertext, access_token_key_id, access_token_expires_at, due_at, lease_id, lease_expires_at,
+         last_refreshed_at, consented_at
        FROM connections WHERE user_id = $1`,
       [userId],
     );
@@ -300,6 +306,8 @@ export class RefreshRepository {
       dueAt: row.due_at,
       leaseId: row.lease_id,
       leaseExpiresAt: row.lease_expires_at,
+      lastRefreshedAt: row.last_refreshed_at,
+      consentedAt: row.consented_at,
     };
   }
 

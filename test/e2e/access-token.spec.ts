@@ -66,6 +66,18 @@ describePostgres('POST /v1/users/{userId}/access-token', () => {
     expect(sandbox.idp.stats()).toMatchObject({ refreshes: 1 });
   });
 
+  it('refreshes now with forceRefresh: true, for a token Atlassian refused before its expiry', async () => {
+    const { id, accessToken } = await connected('refused-early', 30 * MINUTE);
+    clock.advance(1_000);
+    const answers = await Promise.all([1, 2, 3].map(() => post('refused-early', { forceRefresh: true })));
+    const bodies = (await Promise.all(answers.map((response) => response.json()))) as { accessToken: string }[];
+    expect(answers.map((response) => response.status)).toEqual([200, 200, 200]);
+    const stored = (await readConnection(dataSource, cipher, id)).accessToken;
+    expect(stored).not.toBe(accessToken);
+    expect(bodies.map((body) => body.accessToken)).toEqual([stored, stored, stored]);
+    expect(sandbox.idp.stats()).toMatchObject({ refreshes: 1 });
+  });
+
   it('answers 404 connection_not_found for an unknown user', async () => {
     const response = await post('nobody-here');
     expect(response.status).toBe(404);
@@ -110,6 +122,7 @@ describePostgres('POST /v1/users/{userId}/access-token', () => {
     ['a negative number', { minValiditySeconds: -1 }],
     ['more than 3600', { minValiditySeconds: 3601 }],
     ['an unknown field', { minValiditySeconds: 60, scope: 'write:everything' }],
+    ['forceRefresh that is not a boolean', { forceRefresh: 'true' }],
   ])('answers 400 invalid_request for %s', async (_, body) => {
     const response = await post('still-valid', body);
     expect(response.status).toBe(400);
