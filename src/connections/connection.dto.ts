@@ -25,6 +25,15 @@ export class ConnectionDto {
   scopes: string[];
 
   @ApiProperty({
+    type: [String],
+    description:
+      'Scopes the service is configured to ask for (ATLASSIAN_SCOPES) that the grant lacks: the app asked for more after the user ' +
+      'consented. The user gets them by connecting again.',
+    example: [],
+  })
+  missingScopes: string[];
+
+  @ApiProperty({
     type: String,
     format: 'date-time',
     nullable: true,

@@ -11,6 +11,8 @@ export interface ConnectedValues {
   readonly userId: string;
   readonly atlassianAccountId: string;
   readonly scopes: readonly string[];
+  /** What the grant lacks of ATLASSIAN_SCOPES (see lifecycle/scopes.ts). */
+  readonly missingScopes: readonly string[];
   readonly accessToken: SealedValue;
   readonly refreshToken: SealedValue;
   readonly accessTokenExpiresAt: Date;
@@ -24,6 +26,7 @@ export interface ConnectionSummary {
   readonly status: ConnectionStatus;
   readonly atlassianAccountId: string;
   readonly scopes: string[];
+  readonly missingScopes: string[];
   readonly accessTokenExpiresAt: Date | null;
   readonly lastRefreshedAt: Date | null;
   readonly lastError: string | null;
@@ -63,7 +66,7 @@ const FIND_RESOURCES_SQL = `
               FROM accessible_resources r WHERE r.connection_id = c.id), '[]'::json) AS resources
   FROM connections c WHERE c.user_id = ANY($1::text[])`;
 
-const SUMMARY_COLUMNS = `user_id AS "userId", status, atlassian_account_id AS "atlassianAccountId", scopes,
+const SUMMARY_COLUMNS = `user_id AS "userId", status, atlassian_account_id AS "atlassianAccountId", scopes, missing_scopes AS "missingScopes",
   access_token_expires_at AS "accessTokenExpiresAt", last_refreshed_at AS "lastRefreshedAt", last_error AS "lastError",
   consented_at AS "consentedAt"`;
 
@@ -90,8 +93,8 @@ export class ConnectionsRepository {
          id, user_id, atlassian_account_id, status, scopes,
          access_token_ciphertext, access_token_key_id, refresh_token_ciphertext, refresh_token_key_id,
          access_token_expires_at, refresh_token_issued_at, last_refreshed_at, version, due_at,
-         consecutive_failures, resources_fetched_at, consented_at, created_at, updated_at)
-       VALUES ($1, $2, $3, 'active', $4::text[], $5, $6, $7, $8, $9, $10, $10, 1, $11, 0, $10, $10, $10, $10)
+         consecutive_failures, resources_fetched_at, consented_at, created_at, updated_at, missing_scopes)
+       VALUES ($1, $2, $3, 'active', $4::text[], $5, $6, $7, $8, $9, $10, $10, 1, $11, 0, $10, $10, $10, $10, $12::text[])
        ON CONFLICT (user_id) DO NOTHING
        RETURNING id`,
       [id, values.userId, ...connectedParameters(values)],
@@ -111,7 +114,8 @@ export class ConnectionsRepository {
          access_token_ciphertext = $4, access_token_key_id = $5, refresh_token_ciphertext = $6, refresh_token_key_id = $7,
          access_token_expires_at = $8, refresh_token_issued_at = $9, last_refreshed_at = $9, version = version + 1, due_at = $10,
          lease_id = NULL, lease_owner = NULL, lease_expires_at = NULL, refresh_attempted_at = NULL,
-         consecutive_failures = 0, last_error = NULL, last_error_at = NULL, resources_fetched_at = $9, consented_at = $9, updated_at = $9
+         consecutive_failures = 0, last_error = NULL, last_error_at = NULL, resources_fetched_at = $9, consented_at = $9, updated_at = $9,
+         missing_scopes = $11::text[]
        WHERE id = $1
        RETURNING version`,
       [id, ...connectedParameters(values)],
@@ -229,7 +233,7 @@ export class ConnectionsRepository {
   }
 }
 
-/** The values of a consent both statements write, in their shared order: account, scopes, tokens, expiry, now, due. */
+/** The values of a consent both statements write, in their shared order: account, scopes, tokens, expiry, now, due, missing. */
 function connectedParameters(values: ConnectedValues): unknown[] {
   return [
     values.atlassianAccountId,
@@ -241,5 +245,6 @@ function connectedParameters(values: ConnectedValues): unknown[] {
     values.accessTokenExpiresAt,
     values.now,
     values.dueAt,
+    [...values.missingScopes],
   ];
 }

@@ -5,6 +5,7 @@ import type { AccessibleResource } from '../atlassian/atlassian.types.js';
 import { Clock } from '../common/clock.js';
 import { AppConfig } from '../config/app-config.js';
 import { TokenCipher } from '../crypto/token-cipher.js';
+import { missingScopes } from '../lifecycle/scopes.js';
 import { OutboxRepository } from '../webhooks/outbox.repository.js';
 import { type ConnectedValues, ConnectionsRepository } from './connections.repository.js';
 
@@ -81,6 +82,7 @@ export class ConnectionsService {
       userId: connection.userId,
       atlassianAccountId: connection.atlassianAccountId,
       scopes: connection.scopes,
+      missingScopes: missingScopes(this.config.atlassian.scopes, connection.scopes),
       accessToken: this.cipher.seal(connection.accessToken, { table: 'connections', rowId: id, column: 'access_token' }),
       refreshToken: this.cipher.seal(connection.refreshToken, { table: 'connections', rowId: id, column: 'refresh_token' }),
       accessTokenExpiresAt: expiresAt,

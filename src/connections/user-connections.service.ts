@@ -67,6 +67,7 @@ function toConnectionDto(summary: ConnectionSummary): ConnectionDto {
     status: summary.status,
     atlassianAccountId: summary.atlassianAccountId,
     scopes: summary.scopes,
+    missingScopes: summary.missingScopes,
     accessTokenExpiresAt: summary.accessTokenExpiresAt?.toISOString() ?? null,
     lastRefreshedAt: summary.lastRefreshedAt?.toISOString() ?? null,
     lastError: summary.lastError === null ? null : asSentence(summary.lastError),

@@ -57,6 +57,8 @@ export interface RefreshedTokens {
   readonly accessTokenExpiresAt: Date;
   /** Empty when the answer named none: the stored scopes stay. */
   readonly scopes: readonly string[];
+  /** What those scopes lack of ATLASSIAN_SCOPES; kept as stored, like them, when the answer named none. */
+  readonly missingScopes: readonly string[];
   readonly nextDueAt: Date;
 }
 
@@ -152,6 +154,7 @@ const SAVE_REFRESHED_SQL = `
     refresh_token_issued_at = CASE WHEN w.refresh_ciphertext IS NULL THEN c.refresh_token_issued_at ELSE w.refreshed_at END,
     access_token_expires_at = w.expires_at,
     scopes = CASE WHEN w.scopes = '' THEN c.scopes ELSE string_to_array(w.scopes, ' ') END,
+    missing_scopes = CASE WHEN w.scopes = '' THEN c.missing_scopes ELSE string_to_array(w.missing_scopes, ' ') END,
     due_at = w.due_at,
     last_refreshed_at = w.refreshed_at,
     updated_at = w.refreshed_at,
@@ -161,8 +164,9 @@ const SAVE_REFRESHED_SQL = `
     refresh_attempted_at = NULL,
     lease_id = NULL, lease_owner = NULL, lease_expires_at = NULL
   FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::text[],
-      $10::timestamptz[], $11::timestamptz[])
-    AS w(id, lease_id, version, access_ciphertext, access_key_id, refresh_ciphertext, refresh_key_id, expires_at, scopes, due_at, refreshed_at)
+      $10::timestamptz[], $11::timestamptz[], $12::text[])
+    AS w(id, lease_id, version, access_ciphertext, access_key_id, refresh_ciphertext, refresh_key_id, expires_at, scopes, due_at, refreshed_at,
+      missing_scopes)
   WHERE c.id = w.id AND c.lease_id = w.lease_id AND c.version = w.version
   RETURNING c.id`;
 
@@ -219,6 +223,7 @@ export class RefreshRepository {
       writes.map((w) => w.tokens.scopes.join(' ')),
       writes.map((w) => w.tokens.nextDueAt),
       writes.map((w) => w.refreshedAt),
+      writes.map((w) => w.tokens.missingScopes.join(' ')),
     ];
     const withEvents = writes.filter((w) => w.events.length > 0);
     if (withEvents.length === 0) return idsOf((await this.run<{ id: string }>(SAVE_REFRESHED_SQL, params)).rows);

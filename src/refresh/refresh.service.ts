@@ -8,6 +8,7 @@ import type { TokenSet } from '../atlassian/atlassian.types.js';
 import { Clock } from '../common/clock.js';
 import { AppConfig } from '../config/app-config.js';
 import { TokenCipher, TokenDecryptionError, type SealContext } from '../crypto/token-cipher.js';
+import { missingScopes } from '../lifecycle/scopes.js';
 import { shortId } from '../logging/redact.js';
 import type { OutboxEvent } from '../webhooks/outbox.repository.js';
 import { RefreshMetrics } from './refresh.metrics.js';
@@ -342,6 +343,7 @@ export class RefreshService implements BeforeApplicationShutdown {
         refreshToken: tokens.refreshToken ? this.cipher.seal(tokens.refreshToken, sealContext(claim.id, 'refresh_token')) : null,
         accessTokenExpiresAt,
         scopes: tokens.scopes,
+        missingScopes: missingScopes(this.config.atlassian.scopes, tokens.scopes),
         nextDueAt: nextRefreshAt({ now, accessTokenExpiresAt, refreshTokenIssuedAt, leadSeconds: this.config.refresh.leadSeconds }),
       },
       refreshedAt: now,

@@ -36,6 +36,7 @@ describePostgres('GET and DELETE /v1/users/{userId}/connection', () => {
       status: 'active',
       atlassianAccountId: accountIdFor('alice'),
       scopes: expect.arrayContaining(['read:jira-work', 'offline_access', 'read:me']),
+      missingScopes: [],
       accessTokenExpiresAt: new Date(clock.now().getTime() + HOUR).toISOString(),
       lastRefreshedAt: clock.now().toISOString(),
       lastError: null,

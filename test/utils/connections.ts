@@ -90,9 +90,12 @@ export class SandboxTokenEndpoint {
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
 
-  /** A user consents (without a browser) and the code is exchanged: a real, rotating token pair of a new grant. */
-  async connect(login: string): Promise<TokenPair> {
-    const authorized = this.idp.authorizeDirect({ user: login, redirectUri: REDIRECT_URI, scope: SCOPE });
+  /**
+   * A user consents (without a browser) and the code is exchanged: a real, rotating token pair of the account's grant
+   * (new, or live with these scopes from now on).
+   */
+  async connect(login: string, scope = SCOPE): Promise<TokenPair> {
+    const authorized = this.idp.authorizeDirect({ user: login, redirectUri: REDIRECT_URI, scope });
     const { code, accountId } = authorized.body as { code: string; accountId: string };
     const answer = await this.idp.token({
       grant_type: 'authorization_code',

@@ -48,6 +48,7 @@ describe.each(drivers)('ConnectionsRepository reads and deletes on %s', (driver)
       status: 'active',
       atlassianAccountId: '712020:u-1',
       scopes: ['read:jira-work', 'offline_access'],
+      missingScopes: ['read:me'],
       accessTokenExpiresAt: new Date(T0.getTime() + 3_600_000),
       lastRefreshedAt: T0,
       lastError: null,

@@ -1,0 +1,11 @@
+import { Module } from '@nestjs/common';
+import { LifecycleRepository } from './lifecycle.repository.js';
+import { LifecycleScheduler } from './lifecycle.scheduler.js';
+import { LifecycleService } from './lifecycle.service.js';
+
+/** The connection's lifecycle beyond its tokens: the scopes its grant lacks. */
+@Module({
+  providers: [LifecycleRepository, LifecycleService, LifecycleScheduler],
+  exports: [LifecycleService],
+})
+export class LifecycleModule {}
