@@ -3,7 +3,7 @@ import { LifecycleRepository } from './lifecycle.repository.js';
 import { LifecycleScheduler } from './lifecycle.scheduler.js';
 import { LifecycleService } from './lifecycle.service.js';
 
-/** The connection's lifecycle beyond its tokens: the scopes its grant lacks. */
+/** The connection's lifecycle beyond its tokens: its 365-day consent and the scopes its grant lacks, and telling the SaaS backend in time. */
 @Module({
   providers: [LifecycleRepository, LifecycleService, LifecycleScheduler],
   exports: [LifecycleService],

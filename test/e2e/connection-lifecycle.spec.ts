@@ -1,11 +1,31 @@
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from '@jest/globals';
+import { SystemClock } from '../../src/common/clock.js';
+import { TokenCipher } from '../../src/crypto/token-cipher.js';
+import { LifecycleScheduler } from '../../src/lifecycle/lifecycle.scheduler.js';
 import { callApi, userPath } from '../utils/api.js';
 import { startTestApp, type TestApp } from '../utils/app.js';
-import { ManualClock } from '../utils/connections.js';
+import { ManualClock, outboxEvents, seedConnection } from '../utils/connections.js';
 import { createTestDatabase, describePostgres, type TestDatabase } from '../utils/database.js';
-import { connectionRows, connectUser, consent, sandboxControl, startSignIn, TestBrowser } from './connect-browser.js';
+import { connectionRows, connectUser, consent, dataSourceOf, sandboxControl, startSignIn, TestBrowser } from './connect-browser.js';
 
 const DAY = 86_400_000;
+const MINUTE = 60_000;
+
+/** Events written in one transaction share their time; among those, the order in which the service writes them. */
+const WRITE_ORDER = ['connection.created', 'connection.reconsent_due', 'connection.scopes_outdated', 'connection.reauth_required'];
+
+/** The webhook events written for a user so far, oldest first. */
+async function eventsOf(app: TestApp, userId: string): Promise<Record<string, unknown>[]> {
+  const bodies = (await outboxEvents(dataSourceOf(app))).filter((event) => event.userId === userId).map((event) => event.body);
+  const key = (body: Record<string, unknown>) => [body.at as string, WRITE_ORDER.indexOf(body.type as string)] as const;
+  return bodies.sort((a, b) => {
+    const [atA, orderA] = key(a);
+    const [atB, orderB] = key(b);
+    return atA === atB ? orderA - orderB : atA < atB ? -1 : 1;
+  });
+}
+
+const typesOf = (events: Record<string, unknown>[]) => events.map((event) => event.type);
 
 interface Connection {
   status: string;
@@ -88,12 +108,39 @@ describePostgres('the scopes a connection lacks', () => {
   it('lists what the configuration asks for and the grant lacks; a new connect link asks for all of it', async () => {
     await connectedWith('under-scoped', 'read:jira-work offline_access read:me');
     expect(await missing('under-scoped')).toEqual(['write:jira-work']);
+    // Checked at connect, in the consent's own transaction: no tick needed.
+    expect(await eventsOf(app, 'under-scoped')).toEqual([
+      expect.objectContaining({ type: 'connection.created' }),
+      {
+        id: expect.any(String),
+        type: 'connection.scopes_outdated',
+        userId: 'under-scoped',
+        at: clock.now().toISOString(),
+        atlassianAccountId: expect.any(String),
+        consentedAt: clock.now().toISOString(),
+        missingScopes: ['write:jira-work'],
+      },
+    ]);
+    await app.app.get(LifecycleScheduler).tick();
+    expect(await eventsOf(app, 'under-scoped')).toHaveLength(2);
     const listed = (await (await callApi(app, 'GET', '/v1/connections')).json()) as { items: Record<string, unknown>[] };
     expect(listed.items.find((item) => item.userId === 'under-scoped')).toMatchObject({ missingScopes: ['write:jira-work'] });
 
+    clock.advance(MINUTE);
     const asked = await connectedWith('under-scoped');
     expect(asked.searchParams.get('scope')!.split(' ').sort()).toEqual(['offline_access', 'read:jira-work', 'read:me', 'write:jira-work']);
     expect(await missing('under-scoped')).toEqual([]);
+    await app.app.get(LifecycleScheduler).tick();
+    expect(typesOf(await eventsOf(app, 'under-scoped'))).toEqual([
+      'connection.created',
+      'connection.scopes_outdated',
+      'connection.created',
+    ]);
+
+    // Once per consent: a later consent that lacks the same scopes is told again.
+    clock.advance(MINUTE);
+    await connectedWith('under-scoped', 'read:jira-work offline_access read:me');
+    expect(typesOf(await eventsOf(app, 'under-scoped')).slice(3)).toEqual(['connection.created', 'connection.scopes_outdated']);
   });
 
   it('ignores scopes granted beyond those asked for', async () => {
@@ -129,9 +176,109 @@ describePostgres('the scopes a connection lacks, when ATLASSIAN_SCOPES changes',
     const wider = await start('read:jira-work write:jira-work');
     const body = (await (await callApi(wider, 'GET', userPath('rescoped', '/connection'))).json()) as Record<string, unknown>;
     expect(body).toMatchObject({ status: 'active', missingScopes: ['write:jira-work'] });
+    // Told at start, and once: not again by the next start with the same scopes.
+    expect(await eventsOf(wider, 'rescoped')).toEqual([
+      expect.objectContaining({ type: 'connection.created' }),
+      expect.objectContaining({ type: 'connection.scopes_outdated', missingScopes: ['write:jira-work'] }),
+    ]);
     await wider.close();
+    const again = await start('read:jira-work write:jira-work');
+    await again.app.get(LifecycleScheduler).tick();
+    expect(await eventsOf(again, 'rescoped')).toHaveLength(2);
+    await again.close();
 
     const back = await start('read:jira-work');
     expect(await (await callApi(back, 'GET', userPath('rescoped', '/connection'))).json()).toMatchObject({ missingScopes: [] });
   }, 60_000);
+});
+
+describePostgres('connection.reconsent_due', () => {
+  const clock = new ManualClock();
+  let database: TestDatabase;
+  let app: TestApp | undefined;
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+  }, 30_000);
+  afterEach(async () => {
+    await app?.close();
+    app = undefined;
+  });
+  afterAll(() => database?.drop());
+
+  async function start(): Promise<TestApp> {
+    app = await startTestApp({ clock, databaseUrl: database.url, env: { REFRESH_INTERVAL_SECONDS: '3600', RECONSENT_WARNING_DAYS: '14' } });
+    return app;
+  }
+
+  it('is sent once per consent when less than RECONSENT_WARNING_DAYS remain, also across restarts, and again after a reconnect', async () => {
+    let service = await start();
+    const consentedAt = clock.now();
+    expect((await connectUser(service, 'yearly', 'alice')).response.status).toBe(200);
+    const tick = () => service.app.get(LifecycleScheduler).tick();
+
+    clock.set(new Date(consentedAt.getTime() + 351 * DAY));
+    await tick();
+    expect(typesOf(await eventsOf(service, 'yearly'))).toEqual(['connection.created']);
+
+    // Checked at start: the service was down when the warning began.
+    await service.close();
+    clock.advance(MINUTE);
+    service = await start();
+    expect(await eventsOf(service, 'yearly')).toEqual([
+      expect.objectContaining({ type: 'connection.created' }),
+      {
+        id: expect.any(String),
+        type: 'connection.reconsent_due',
+        userId: 'yearly',
+        at: clock.now().toISOString(),
+        atlassianAccountId: expect.any(String),
+        consentedAt: consentedAt.toISOString(),
+        consentExpiresAt: new Date(consentedAt.getTime() + 365 * DAY).toISOString(),
+      },
+    ]);
+
+    await tick();
+    await service.close();
+    service = await start();
+    await tick();
+    expect(await eventsOf(service, 'yearly')).toHaveLength(2);
+
+    const reconsentedAt = clock.advance(MINUTE);
+    expect((await connectUser(service, 'yearly', 'alice')).response.status).toBe(200);
+    await tick();
+    expect(typesOf(await eventsOf(service, 'yearly'))).toEqual(['connection.created', 'connection.reconsent_due', 'connection.created']);
+
+    clock.set(new Date(reconsentedAt.getTime() + 352 * DAY));
+    await tick();
+    expect((await eventsOf(service, 'yearly'))[3]).toMatchObject({
+      type: 'connection.reconsent_due',
+      consentedAt: reconsentedAt.toISOString(),
+      consentExpiresAt: new Date(reconsentedAt.getTime() + 365 * DAY).toISOString(),
+    });
+  }, 60_000);
+});
+
+describePostgres('the lifecycle checks in the running service', () => {
+  let app: TestApp;
+
+  beforeAll(async () => {
+    app = await startTestApp({ env: { REFRESH_INTERVAL_SECONDS: '1' } });
+  }, 60_000);
+  afterAll(() => app?.close());
+
+  it('run every REFRESH_INTERVAL_SECONDS', async () => {
+    await seedConnection(dataSourceOf(app), app.app.get(TokenCipher), new SystemClock(), {
+      userId: 'ticked',
+      accessToken: 'at',
+      refreshToken: 'rt',
+      accessTokenExpiresAt: new Date(Date.now() + 60 * MINUTE),
+      consentedAt: new Date(Date.now() - 360 * DAY),
+    });
+    const deadline = Date.now() + 15_000;
+    while (!typesOf(await eventsOf(app, 'ticked')).includes('connection.reconsent_due')) {
+      if (Date.now() > deadline) throw new Error('no connection.reconsent_due within 15 s');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }, 30_000);
 });
