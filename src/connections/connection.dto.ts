@@ -1,6 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsIn, IsInt, IsOptional, IsString, Max, MaxLength, Min } from 'class-validator';
+import { IsIsoTime } from '../common/validators.js';
 import type { ConnectionStatus } from './connection.entity.js';
 
 export const CONNECTION_STATUSES: readonly ConnectionStatus[] = ['active', 'refresh_failing', 'reauth_required'];
@@ -80,7 +81,17 @@ export class ListConnectionsQueryDto {
   @Max(MAX_PAGE_SIZE)
   limit?: number;
 
-  @ApiPropertyOptional({ description: "The previous page's `nextCursor`, with the same `status`." })
+  @ApiPropertyOptional({
+    description:
+      'Only connections whose consent ends (`consentExpiresAt`) before this ISO 8601 time: those to ask to reconnect. A date alone ' +
+      'is its midnight UTC; a time needs its offset (`Z`, `+02:00`).',
+    example: '2027-03-02T09:00:00Z',
+  })
+  @IsOptional()
+  @IsIsoTime()
+  reconsentDueBefore?: string;
+
+  @ApiPropertyOptional({ description: "The previous page's `nextCursor`, with the same `status` and `reconsentDueBefore`." })
   @IsOptional()
   @IsString()
   @MaxLength(1024)

@@ -35,6 +35,8 @@ export interface ConnectionSummary {
 
 export interface ConnectionPageRequest {
   readonly status?: ConnectionStatus;
+  /** Only connections consented to before this time (whose consent ends a year after it). */
+  readonly consentedBefore?: Date;
   /** Keyset position: only users after this one (in user_id order). */
   readonly afterUserId?: string;
   readonly limit: number;
@@ -155,18 +157,11 @@ export class ConnectionsRepository {
    * tells the caller whether another page follows.
    */
   async findPage(manager: EntityManager, page: ConnectionPageRequest): Promise<ConnectionSummary[]> {
-    const after = page.afterUserId ?? '';
-    if (page.status === undefined) {
-      return manager.query(`SELECT ${SUMMARY_COLUMNS} FROM connections WHERE user_id > $1 ORDER BY user_id LIMIT $2`, [
-        after,
-        page.limit + 1,
-      ]);
-    }
-    return manager.query(`SELECT ${SUMMARY_COLUMNS} FROM connections WHERE status = $1 AND user_id > $2 ORDER BY user_id LIMIT $3`, [
-      page.status,
-      after,
-      page.limit + 1,
-    ]);
+    const params: unknown[] = [page.afterUserId ?? '', page.limit + 1];
+    const conditions = ['user_id > $1'];
+    if (page.status !== undefined) conditions.push(`status = $${params.push(page.status)}`);
+    if (page.consentedBefore !== undefined) conditions.push(`consented_at < $${params.push(page.consentedBefore)}`);
+    return manager.query(`SELECT ${SUMMARY_COLUMNS} FROM connections WHERE ${conditions.join(' AND ')} ORDER BY user_id LIMIT $2`, params);
   }
 
   /**

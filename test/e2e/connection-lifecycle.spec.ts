@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from '@jest/gl
 import { SystemClock } from '../../src/common/clock.js';
 import { TokenCipher } from '../../src/crypto/token-cipher.js';
 import { LifecycleScheduler } from '../../src/lifecycle/lifecycle.scheduler.js';
-import { callApi, userPath } from '../utils/api.js';
+import { callApi, errorOf, userPath } from '../utils/api.js';
 import { startTestApp, type TestApp } from '../utils/app.js';
 import { ManualClock, outboxEvents, seedConnection } from '../utils/connections.js';
 import { createTestDatabase, describePostgres, type TestDatabase } from '../utils/database.js';
@@ -76,6 +76,74 @@ describePostgres('the consent clock of a connection', () => {
     expect(after.id).toBe(before.id);
     expect(await (await callApi(app, 'GET', userPath('clocked', '/accessible-resources'))).json()).toMatchObject({
       resources: (sitesBefore as { resources: unknown[] }).resources,
+    });
+  });
+});
+
+describePostgres('GET /v1/connections?reconsentDueBefore=', () => {
+  const clock = new ManualClock('2027-01-01T00:00:00.000Z');
+  let app: TestApp;
+
+  beforeAll(async () => {
+    app = await startTestApp({ clock, env: { REFRESH_INTERVAL_SECONDS: '3600' } });
+    const consents: [string, number, string?][] = [
+      ['a-ends-in-1-day', 1],
+      ['b-ends-in-10-days', 10],
+      ['c-ends-in-13-days', 13],
+      ['d-ends-in-20-days', 20],
+      ['e-ended-2-days-ago', -2],
+      ['f-gone', 5, 'reauth_required'],
+    ];
+    for (const [userId, endsInDays, status] of consents) {
+      await seedConnection(dataSourceOf(app), app.app.get(TokenCipher), clock, {
+        userId,
+        status: status as 'reauth_required' | undefined,
+        accessToken: 'at',
+        refreshToken: 'rt',
+        accessTokenExpiresAt: new Date(clock.now().getTime() + 60 * MINUTE),
+        consentedAt: new Date(clock.now().getTime() + (endsInDays - 365) * DAY),
+      });
+    }
+  }, 60_000);
+  afterAll(() => app?.close());
+
+  async function listed(query: string): Promise<{ items: { userId: string; consentExpiresAt: string }[]; nextCursor: string | null }> {
+    const response = await callApi(app, 'GET', `/v1/connections${query}`);
+    expect(response.status).toBe(200);
+    return (await response.json()) as { items: { userId: string; consentExpiresAt: string }[]; nextCursor: string | null };
+  }
+
+  it('lists the connections whose consent ends before the time, in pages that keep the filter', async () => {
+    const before = new Date(clock.now().getTime() + 14 * DAY).toISOString();
+    const first = await listed(`?reconsentDueBefore=${before}&limit=2`);
+    expect(first.items.map((item) => item.userId)).toEqual(['a-ends-in-1-day', 'b-ends-in-10-days']);
+    const second = await listed(`?reconsentDueBefore=${before}&limit=2&cursor=${first.nextCursor}`);
+    expect(second.items.map((item) => item.userId)).toEqual(['c-ends-in-13-days', 'e-ended-2-days-ago']);
+    const last = await listed(`?reconsentDueBefore=${before}&limit=2&cursor=${second.nextCursor}`);
+    expect(last).toEqual({ items: [expect.objectContaining({ userId: 'f-gone' })], nextCursor: null });
+    for (const item of [...first.items, ...second.items, ...last.items]) expect(item.consentExpiresAt < before).toBe(true);
+
+    expect((await listed(`?reconsentDueBefore=${before}&status=active`)).items).toHaveLength(4);
+    expect((await listed(`?reconsentDueBefore=2027-01-01T00:00:00Z`)).items.map((item) => item.userId)).toEqual(['e-ended-2-days-ago']);
+    expect(await errorOf(await callApi(app, 'GET', `/v1/connections?cursor=${first.nextCursor}`))).toEqual([400, 'invalid_request']);
+  });
+
+  it('takes a date alone as its midnight UTC', async () => {
+    expect((await listed('?reconsentDueBefore=2027-01-03')).items.map((item) => item.userId)).toEqual([
+      'a-ends-in-1-day',
+      'e-ended-2-days-ago',
+    ]);
+  });
+
+  it.each([
+    ['not a time', 'soon'],
+    ['a time without its offset from UTC', '2027-01-01T00:00:00'],
+    ['an impossible date', '2027-02-30T00:00:00Z'],
+  ])('answers 400 with one message for %s', async (_, value) => {
+    const response = await callApi(app, 'GET', `/v1/connections?reconsentDueBefore=${value}`);
+    expect(response.status).toBe(400);
+    expect(await response.json()).toEqual({
+      error: { code: 'invalid_request', message: 'reconsentDueBefore must be an ISO 8601 time, e.g. 2027-03-02T09:00:00Z' },
     });
   });
 });
