@@ -128,6 +128,12 @@ describePostgres('GET /v1/connections?reconsentDueBefore=', () => {
     expect(await errorOf(await callApi(app, 'GET', `/v1/connections?cursor=${first.nextCursor}`))).toEqual([400, 'invalid_request']);
   });
 
+  it('counts on /metrics the connections whose consent ends within 14 days (or has ended), reauth_required aside', async () => {
+    const metrics = await (await fetch(`${app.baseUrl}/metrics`)).text();
+    expect(metrics).toContain('# TYPE atlassian_connections_reconsent_due gauge');
+    expect(metrics).toMatch(/^atlassian_connections_reconsent_due 4$/m);
+  });
+
   it('takes a date alone as its midnight UTC', async () => {
     expect((await listed('?reconsentDueBefore=2027-01-03')).items.map((item) => item.userId)).toEqual([
       'a-ends-in-1-day',
