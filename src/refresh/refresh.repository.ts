@@ -18,6 +18,8 @@ export interface ClaimedConnection {
   readonly refreshToken: SealedValue | null;
   readonly accessTokenExpiresAt: Date | null;
   readonly refreshTokenIssuedAt: Date | null;
+  /** When the user consented to this grant: Atlassian ends it a year later. */
+  readonly consentedAt: Date;
   readonly consecutiveFailures: number;
   /** When the stored refresh token was first presented without its answer being stored (this attempt, or an earlier one). */
   readonly attemptedAt: Date;
@@ -88,6 +90,7 @@ interface ClaimRow {
   refresh_token_key_id: string | null;
   access_token_expires_at: Date | null;
   refresh_token_issued_at: Date | null;
+  consented_at: Date;
   consecutive_failures: number;
   refresh_attempted_at: Date;
   previous_lease_id: string | null;
@@ -126,7 +129,7 @@ function claimStatement(candidates: string): string {
     FROM (${candidates}) previous
     WHERE c.id = previous.id
     RETURNING c.id, c.user_id, c.atlassian_account_id, c.status, c.version, c.lease_id, c.lease_expires_at,
-      c.refresh_token_ciphertext, c.refresh_token_key_id, c.access_token_expires_at, c.refresh_token_issued_at,
+      c.refresh_token_ciphertext, c.refresh_token_key_id, c.access_token_expires_at, c.refresh_token_issued_at, c.consented_at,
       c.consecutive_failures, c.refresh_attempted_at,
       previous.previous_lease_id, previous.previous_attempted_at, previous.previous_due_at`;
 }
@@ -378,6 +381,7 @@ function toClaim(row: ClaimRow): ClaimedConnection {
     refreshToken: sealed(row.refresh_token_ciphertext, row.refresh_token_key_id),
     accessTokenExpiresAt: row.access_token_expires_at,
     refreshTokenIssuedAt: row.refresh_token_issued_at,
+    consentedAt: row.consented_at,
     consecutiveFailures: row.consecutive_failures,
     attemptedAt: row.refresh_attempted_at,
     previousLeaseId: row.previous_lease_id,

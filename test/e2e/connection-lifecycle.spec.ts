@@ -2,6 +2,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from '@jest/gl
 import { SystemClock } from '../../src/common/clock.js';
 import { TokenCipher } from '../../src/crypto/token-cipher.js';
 import { LifecycleScheduler } from '../../src/lifecycle/lifecycle.scheduler.js';
+import { RefreshService } from '../../src/refresh/refresh.service.js';
 import { callApi, errorOf, userPath } from '../utils/api.js';
 import { startTestApp, type TestApp } from '../utils/app.js';
 import { ManualClock, outboxEvents, seedConnection } from '../utils/connections.js';
@@ -78,6 +79,52 @@ describePostgres('the consent clock of a connection', () => {
       resources: (sitesBefore as { resources: unknown[] }).resources,
     });
   });
+});
+
+describePostgres('the end of a grant', () => {
+  const clock = new ManualClock();
+  let app: TestApp;
+
+  beforeAll(async () => {
+    app = await startTestApp({ clock, env: { REFRESH_INTERVAL_SECONDS: '3600' } });
+  }, 60_000);
+  afterAll(() => app?.close());
+  beforeEach(() => sandboxControl(app, 'reset'));
+
+  const refreshDue = () => app.app.get(RefreshService).runDueRefreshes();
+
+  it('without a reconnect, 365 days after consent: reauth_required, saying the yearly consent ran out', async () => {
+    const consentedAt = clock.now();
+    expect((await connectUser(app, 'year-long', 'alice')).response.status).toBe(200);
+    // The daemon keeps the connection alive all year; refreshes do not move the consent's end.
+    for (let day = 60; day <= 360; day += 60) {
+      clock.set(new Date(consentedAt.getTime() + day * DAY));
+      expect(await refreshDue()).toMatchObject({ refreshed: 1 });
+    }
+    clock.set(new Date(consentedAt.getTime() + 365 * DAY + MINUTE));
+    expect(await refreshDue()).toMatchObject({ reauthRequired: 1 });
+
+    const connection = (await (await callApi(app, 'GET', userPath('year-long', '/connection'))).json()) as Connection;
+    expect(connection.status).toBe('reauth_required');
+    expect(connection.lastError).toBe(
+      `The user's yearly consent ran out: Atlassian ends every grant a year after the user consents (this one on ${consentedAt.toISOString()}) ` +
+        'and now refuses it; the user must connect again.',
+    );
+    expect(connection.lastError).not.toMatch(/revoked/i);
+    expect((await eventsOf(app, 'year-long')).at(-1)).toMatchObject({ type: 'connection.reauth_required', reason: 'consent_expired' });
+  }, 60_000);
+
+  it('revoked by the user mid-year: reauth_required with what Atlassian said', async () => {
+    expect((await connectUser(app, 'walked-away', 'bob')).response.status).toBe(200);
+    const [row] = await connectionRows(app, 'walked-away');
+    await sandboxControl(app, `grants/${row.atlassian_account_id as string}/revoke`);
+    clock.advance(100 * DAY);
+    expect(await refreshDue()).toMatchObject({ reauthRequired: 1 });
+    const connection = (await (await callApi(app, 'GET', userPath('walked-away', '/connection'))).json()) as Connection;
+    expect(connection.lastError).toContain('invalid_grant');
+    expect(connection.lastError).not.toContain('consent ran out');
+    expect((await eventsOf(app, 'walked-away')).at(-1)).toMatchObject({ type: 'connection.reauth_required', reason: 'invalid_grant' });
+  }, 60_000);
 });
 
 describePostgres('GET /v1/connections?reconsentDueBefore=', () => {
