@@ -295,6 +295,7 @@ describePostgres('the scopes a connection lacks, when ATLASSIAN_SCOPES changes',
     await first.close();
 
     const wider = await start('read:jira-work write:jira-work');
+    await wider.app.get(LifecycleScheduler).idle();
     const body = (await (await callApi(wider, 'GET', userPath('rescoped', '/connection'))).json()) as Record<string, unknown>;
     expect(body).toMatchObject({ status: 'active', missingScopes: ['write:jira-work'] });
     // Told at start, and once: not again by the next start with the same scopes.
@@ -309,6 +310,7 @@ describePostgres('the scopes a connection lacks, when ATLASSIAN_SCOPES changes',
     await again.close();
 
     const back = await start('read:jira-work');
+    await back.app.get(LifecycleScheduler).idle();
     expect(await (await callApi(back, 'GET', userPath('rescoped', '/connection'))).json()).toMatchObject({ missingScopes: [] });
   }, 60_000);
 });
@@ -346,6 +348,7 @@ describePostgres('connection.reconsent_due', () => {
     await service.close();
     clock.advance(MINUTE);
     service = await start();
+    await service.app.get(LifecycleScheduler).idle();
     expect(await eventsOf(service, 'yearly')).toEqual([
       expect.objectContaining({ type: 'connection.created' }),
       {
