@@ -7,6 +7,7 @@ import { CryptoModule } from './crypto/crypto.module.js';
 import { CoreModule, type CoreOptions } from './config/config.module.js';
 import { DatabaseModule } from './database/database.module.js';
 import { HealthModule } from './health/health.module.js';
+import { LifecycleModule } from './lifecycle/lifecycle.module.js';
 import { LoggingModule } from './logging/logging.module.js';
 import { MetricsModule } from './metrics/metrics.module.js';
 import { OAuthModule } from './oauth/oauth.module.js';
@@ -33,6 +34,7 @@ export class AppModule {
         OAuthModule,
         MetricsModule,
         RefreshModule,
+        LifecycleModule,
         SitesModule,
         RateLimitModule,
         ...sandboxModules(options),

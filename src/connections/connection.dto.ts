@@ -1,6 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsIn, IsInt, IsOptional, IsString, Max, MaxLength, Min } from 'class-validator';
+import { IsIsoTime } from '../common/validators.js';
 import type { ConnectionStatus } from './connection.entity.js';
 
 export const CONNECTION_STATUSES: readonly ConnectionStatus[] = ['active', 'refresh_failing', 'reauth_required'];
@@ -25,6 +26,15 @@ export class ConnectionDto {
   scopes: string[];
 
   @ApiProperty({
+    type: [String],
+    description:
+      'Scopes the service is configured to ask for (ATLASSIAN_SCOPES) that the grant lacks: the app asked for more after the user ' +
+      'consented. The user gets them by connecting again.',
+    example: [],
+  })
+  missingScopes: string[];
+
+  @ApiProperty({
     type: String,
     format: 'date-time',
     nullable: true,
@@ -37,6 +47,16 @@ export class ConnectionDto {
 
   @ApiProperty({ type: String, nullable: true, description: 'The last refresh failure, as a sentence; null when none was recorded.' })
   lastError: string | null;
+
+  @ApiProperty({ type: String, format: 'date-time', description: 'When the user consented to the current grant (a reconnect resets it).' })
+  consentedAt: string;
+
+  @ApiProperty({
+    type: String,
+    format: 'date-time',
+    description: 'consentedAt + 365 days: when Atlassian ends the grant whatever the refreshes, unless the user connects again before.',
+  })
+  consentExpiresAt: string;
 }
 
 export class ConnectionPageDto {
@@ -61,7 +81,17 @@ export class ListConnectionsQueryDto {
   @Max(MAX_PAGE_SIZE)
   limit?: number;
 
-  @ApiPropertyOptional({ description: "The previous page's `nextCursor`, with the same `status`." })
+  @ApiPropertyOptional({
+    description:
+      'Only connections whose consent ends (`consentExpiresAt`) before this ISO 8601 time: those to ask to reconnect. A date alone ' +
+      'is its midnight UTC; a time needs its offset (`Z`, `+02:00`).',
+    example: '2027-03-02T09:00:00Z',
+  })
+  @IsOptional()
+  @IsIsoTime()
+  reconsentDueBefore?: string;
+
+  @ApiPropertyOptional({ description: "The previous page's `nextCursor`, with the same `status` and `reconsentDueBefore`." })
   @IsOptional()
   @IsString()
   @MaxLength(1024)

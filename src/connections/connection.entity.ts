@@ -12,6 +12,13 @@ export type ConnectionStatus = 'active' | 'refresh_failing' | 'reauth_required';
 @Index('connections_due_at_idx', ['dueAt'], { where: 'due_at IS NOT NULL' })
 @Index('connections_status_user_id_idx', ['status', 'userId'])
 @Index('connections_account_idx', ['atlassianAccountId'])
+@Index('connections_consented_at_idx', ['consentedAt'])
+@Index('connections_reconsent_pending_idx', ['consentedAt'], {
+  where: `status <> 'reauth_required' AND reconsent_due_sent_for IS DISTINCT FROM consented_at`,
+})
+@Index('connections_scopes_outdated_pending_idx', ['id'], {
+  where: `status <> 'reauth_required' AND missing_scopes <> '{}' AND (scopes_outdated_sent_for, scopes_outdated_sent_scopes) IS DISTINCT FROM (consented_at, missing_scopes)`,
+})
 export class ConnectionEntity {
   @PrimaryGeneratedColumn('uuid')
   id: string;
@@ -78,6 +85,25 @@ export class ConnectionEntity {
 
   @Column({ name: 'resources_fetched_at', type: 'timestamptz', nullable: true })
   resourcesFetchedAt: Date | null;
+
+  /** When the current grant was consented to (a reconnect resets it); Atlassian ends the grant 365 days later. */
+  @Column({ name: 'consented_at', type: 'timestamptz', default: () => 'now()' })
+  consentedAt: Date;
+
+  /** Scopes ATLASSIAN_SCOPES asks for that the grant lacks, sorted; recomputed at start and with every grant's answer. */
+  @Column({ name: 'missing_scopes', type: 'text', array: true, default: () => "'{}'" })
+  missingScopes: string[];
+
+  /** The consent (its consentedAt) that `connection.reconsent_due` was sent for. */
+  @Column({ name: 'reconsent_due_sent_for', type: 'timestamptz', nullable: true })
+  reconsentDueSentFor: Date | null;
+
+  /** The consent and the missing scopes that `connection.scopes_outdated` was sent for. */
+  @Column({ name: 'scopes_outdated_sent_for', type: 'timestamptz', nullable: true })
+  scopesOutdatedSentFor: Date | null;
+
+  @Column({ name: 'scopes_outdated_sent_scopes', type: 'text', array: true, nullable: true })
+  scopesOutdatedSentScopes: string[] | null;
 
   @Column({ name: 'created_at', type: 'timestamptz', default: () => 'now()' })
   createdAt: Date;

@@ -11,6 +11,8 @@ export interface ConnectedValues {
   readonly userId: string;
   readonly atlassianAccountId: string;
   readonly scopes: readonly string[];
+  /** What the grant lacks of ATLASSIAN_SCOPES (see lifecycle/scopes.ts). */
+  readonly missingScopes: readonly string[];
   readonly accessToken: SealedValue;
   readonly refreshToken: SealedValue;
   readonly accessTokenExpiresAt: Date;
@@ -24,13 +26,17 @@ export interface ConnectionSummary {
   readonly status: ConnectionStatus;
   readonly atlassianAccountId: string;
   readonly scopes: string[];
+  readonly missingScopes: string[];
   readonly accessTokenExpiresAt: Date | null;
   readonly lastRefreshedAt: Date | null;
   readonly lastError: string | null;
+  readonly consentedAt: Date;
 }
 
 export interface ConnectionPageRequest {
   readonly status?: ConnectionStatus;
+  /** Only connections consented to before this time (whose consent ends a year after it). */
+  readonly consentedBefore?: Date;
   /** Keyset position: only users after this one (in user_id order). */
   readonly afterUserId?: string;
   readonly limit: number;
@@ -62,8 +68,9 @@ const FIND_RESOURCES_SQL = `
               FROM accessible_resources r WHERE r.connection_id = c.id), '[]'::json) AS resources
   FROM connections c WHERE c.user_id = ANY($1::text[])`;
 
-const SUMMARY_COLUMNS = `user_id AS "userId", status, atlassian_account_id AS "atlassianAccountId", scopes,
-  access_token_expires_at AS "accessTokenExpiresAt", last_refreshed_at AS "lastRefreshedAt", last_error AS "lastError"`;
+const SUMMARY_COLUMNS = `user_id AS "userId", status, atlassian_account_id AS "atlassianAccountId", scopes, missing_scopes AS "missingScopes",
+  access_token_expires_at AS "accessTokenExpiresAt", last_refreshed_at AS "lastRefreshedAt", last_error AS "lastError",
+  consented_at AS "consentedAt"`;
 
 /**
  * The connections table and its sites, apart from refreshing (the refresh daemon has its own repository on them).
@@ -88,8 +95,8 @@ export class ConnectionsRepository {
          id, user_id, atlassian_account_id, status, scopes,
          access_token_ciphertext, access_token_key_id, refresh_token_ciphertext, refresh_token_key_id,
          access_token_expires_at, refresh_token_issued_at, last_refreshed_at, version, due_at,
-         consecutive_failures, resources_fetched_at, created_at, updated_at)
-       VALUES ($1, $2, $3, 'active', $4::text[], $5, $6, $7, $8, $9, $10, $10, 1, $11, 0, $10, $10, $10)
+         consecutive_failures, resources_fetched_at, consented_at, created_at, updated_at, missing_scopes)
+       VALUES ($1, $2, $3, 'active', $4::text[], $5, $6, $7, $8, $9, $10, $10, 1, $11, 0, $10, $10, $10, $10, $12::text[])
        ON CONFLICT (user_id) DO NOTHING
        RETURNING id`,
       [id, values.userId, ...connectedParameters(values)],
@@ -98,8 +105,9 @@ export class ConnectionsRepository {
   }
 
   /**
-   * Replaces the tokens of an existing connection and starts its refresh bookkeeping afresh. Bumping the version and
-   * clearing the lease makes a refresh of the old tokens that is still in flight fail its compare-and-swap.
+   * Replaces the tokens of an existing connection and starts its refresh bookkeeping and its consent clock afresh; the
+   * row (its id, and what hangs on it) stays. Bumping the version and clearing the lease makes a refresh of the old
+   * tokens that is still in flight fail its compare-and-swap.
    */
   async replaceConnected(manager: EntityManager, id: string, values: ConnectedValues): Promise<number> {
     const result: [{ version: number }[], number] = await manager.query(
@@ -108,7 +116,8 @@ export class ConnectionsRepository {
          access_token_ciphertext = $4, access_token_key_id = $5, refresh_token_ciphertext = $6, refresh_token_key_id = $7,
          access_token_expires_at = $8, refresh_token_issued_at = $9, last_refreshed_at = $9, version = version + 1, due_at = $10,
          lease_id = NULL, lease_owner = NULL, lease_expires_at = NULL, refresh_attempted_at = NULL,
-         consecutive_failures = 0, last_error = NULL, last_error_at = NULL, resources_fetched_at = $9, updated_at = $9
+         consecutive_failures = 0, last_error = NULL, last_error_at = NULL, resources_fetched_at = $9, consented_at = $9, updated_at = $9,
+         missing_scopes = $11::text[]
        WHERE id = $1
        RETURNING version`,
       [id, ...connectedParameters(values)],
@@ -148,18 +157,11 @@ export class ConnectionsRepository {
    * tells the caller whether another page follows.
    */
   async findPage(manager: EntityManager, page: ConnectionPageRequest): Promise<ConnectionSummary[]> {
-    const after = page.afterUserId ?? '';
-    if (page.status === undefined) {
-      return manager.query(`SELECT ${SUMMARY_COLUMNS} FROM connections WHERE user_id > $1 ORDER BY user_id LIMIT $2`, [
-        after,
-        page.limit + 1,
-      ]);
-    }
-    return manager.query(`SELECT ${SUMMARY_COLUMNS} FROM connections WHERE status = $1 AND user_id > $2 ORDER BY user_id LIMIT $3`, [
-      page.status,
-      after,
-      page.limit + 1,
-    ]);
+    const params: unknown[] = [page.afterUserId ?? '', page.limit + 1];
+    const conditions = ['user_id > $1'];
+    if (page.status !== undefined) conditions.push(`status = $${params.push(page.status)}`);
+    if (page.consentedBefore !== undefined) conditions.push(`consented_at < $${params.push(page.consentedBefore)}`);
+    return manager.query(`SELECT ${SUMMARY_COLUMNS} FROM connections WHERE ${conditions.join(' AND ')} ORDER BY user_id LIMIT $2`, params);
   }
 
   /**
@@ -226,7 +228,7 @@ export class ConnectionsRepository {
   }
 }
 
-/** The values of a consent both statements write, in their shared order: account, scopes, tokens, expiry, now, due. */
+/** The values of a consent both statements write, in their shared order: account, scopes, tokens, expiry, now, due, missing. */
 function connectedParameters(values: ConnectedValues): unknown[] {
   return [
     values.atlassianAccountId,
@@ -238,5 +240,6 @@ function connectedParameters(values: ConnectedValues): unknown[] {
     values.accessTokenExpiresAt,
     values.now,
     values.dueAt,
+    [...values.missingScopes],
   ];
 }

@@ -5,6 +5,8 @@ import type { AccessibleResource } from '../atlassian/atlassian.types.js';
 import { Clock } from '../common/clock.js';
 import { AppConfig } from '../config/app-config.js';
 import { TokenCipher } from '../crypto/token-cipher.js';
+import { LifecycleService } from '../lifecycle/lifecycle.service.js';
+import { missingScopes } from '../lifecycle/scopes.js';
 import { OutboxRepository } from '../webhooks/outbox.repository.js';
 import { type ConnectedValues, ConnectionsRepository } from './connections.repository.js';
 
@@ -35,12 +37,14 @@ export class ConnectionsService {
     private readonly cipher: TokenCipher,
     private readonly clock: Clock,
     private readonly config: AppConfig,
+    private readonly lifecycle: LifecycleService,
   ) {}
 
   /**
    * Stores a consent in one transaction: the connection (created, or its tokens replaced and status back to active),
-   * its sites, and the `connection.created` event. Tokens are sealed for the row they go into, so its id is settled
-   * first. Only the transaction's manager is used inside: the embedded database is a single session.
+   * its sites, the `connection.created` event, and the lifecycle events the new consent is due (a grant that lacks
+   * configured scopes). Tokens are sealed for the row they go into, so its id is settled first. Only the
+   * transaction's manager is used inside: the embedded database is a single session.
    */
   storeConnected(connection: NewConnection): Promise<StoredConnection> {
     const now = this.clock.now();
@@ -56,6 +60,7 @@ export class ConnectionsService {
         },
         now,
       );
+      await this.lifecycle.checkConnection(manager, stored.id, now);
       return stored;
     });
   }
@@ -81,6 +86,7 @@ export class ConnectionsService {
       userId: connection.userId,
       atlassianAccountId: connection.atlassianAccountId,
       scopes: connection.scopes,
+      missingScopes: missingScopes(this.config.atlassian.scopes, connection.scopes),
       accessToken: this.cipher.seal(connection.accessToken, { table: 'connections', rowId: id, column: 'access_token' }),
       refreshToken: this.cipher.seal(connection.refreshToken, { table: 'connections', rowId: id, column: 'refresh_token' }),
       accessTokenExpiresAt: expiresAt,

@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { Clock } from '../common/clock.js';
 import { ConnectionNotFoundError } from '../common/errors.js';
+import { consentedBefore, consentExpiresAt } from '../lifecycle/consent.policy.js';
 import { OutboxRepository } from '../webhooks/outbox.repository.js';
 import type { ConnectionDto, ConnectionPageDto, ListConnectionsQueryDto } from './connection.dto.js';
 import { DEFAULT_PAGE_SIZE } from './connection.dto.js';
@@ -29,15 +30,21 @@ export class UserConnectionsService {
    * deleted meanwhile never make a page skip or repeat a user that was there all along.
    */
   async list(query: ListConnectionsQueryDto): Promise<ConnectionPageDto> {
-    const status = query.status ?? null;
+    const dueBefore = query.reconsentDueBefore === undefined ? undefined : new Date(query.reconsentDueBefore);
+    const filter = { status: query.status ?? null, reconsentDueBefore: dueBefore?.toISOString() ?? null };
     const limit = query.limit ?? DEFAULT_PAGE_SIZE;
-    const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor, status).afterUserId;
-    const rows = await this.connections.findPage(this.dataSource.manager, { status: query.status, afterUserId: after, limit });
+    const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor, filter).afterUserId;
+    const rows = await this.connections.findPage(this.dataSource.manager, {
+      status: query.status,
+      consentedBefore: dueBefore && consentedBefore(dueBefore),
+      afterUserId: after,
+      limit,
+    });
     const items = rows.slice(0, limit);
     const more = rows.length > limit;
     return {
       items: items.map(toConnectionDto),
-      nextCursor: more ? encodeCursor({ afterUserId: items[items.length - 1].userId, status }) : null,
+      nextCursor: more ? encodeCursor({ afterUserId: items[items.length - 1].userId, ...filter }) : null,
     };
   }
 
@@ -66,9 +73,12 @@ function toConnectionDto(summary: ConnectionSummary): ConnectionDto {
     status: summary.status,
     atlassianAccountId: summary.atlassianAccountId,
     scopes: summary.scopes,
+    missingScopes: summary.missingScopes,
     accessTokenExpiresAt: summary.accessTokenExpiresAt?.toISOString() ?? null,
     lastRefreshedAt: summary.lastRefreshedAt?.toISOString() ?? null,
     lastError: summary.lastError === null ? null : asSentence(summary.lastError),
+    consentedAt: summary.consentedAt.toISOString(),
+    consentExpiresAt: consentExpiresAt(summary.consentedAt).toISOString(),
   };
 }
 

@@ -17,10 +17,10 @@ export class AccessTokenController {
 
   @Post()
   @HttpCode(200)
-  @ApiOperation({ summary: 'A valid access token for the user, refreshed on demand if needed' })
+  @ApiOperation({ summary: 'A valid access token for the user, refreshed on demand if needed, or now with forceRefresh' })
   @ApiOkResponse({ type: AccessTokenResponseDto })
   @ApiErrors('invalid_request', 'connection_not_found', 'reauth_required', 'atlassian_unavailable', 'configuration_error')
   issue(@Param('userId', UserIdPipe) userId: string, @Body() body: AccessTokenRequestDto): Promise<AccessTokenResponseDto> {
-    return this.tokens.accessToken(userId, body.minValiditySeconds ?? DEFAULT_MIN_VALIDITY_SECONDS);
+    return this.tokens.accessToken(userId, body.minValiditySeconds ?? DEFAULT_MIN_VALIDITY_SECONDS, { forceRefresh: body.forceRefresh });
   }
 }

@@ -1,9 +1,10 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsInt, IsOptional, Max, Min } from 'class-validator';
+import { IsBoolean, IsOptional } from 'class-validator';
+import { IsIntInRange } from '../common/validators.js';
 
 export const DEFAULT_MIN_VALIDITY_SECONDS = 60;
-/** Below an access token's 3600-second life minus the refresh lead, so a fresh token always satisfies it. */
-export const MAX_MIN_VALIDITY_SECONDS = 3000;
+/** The life of a fresh Atlassian access token: asking for all of it means "the freshest token there is". */
+export const MAX_MIN_VALIDITY_SECONDS = 3600;
 
 export class AccessTokenRequestDto {
   @ApiPropertyOptional({
@@ -13,10 +14,18 @@ export class AccessTokenRequestDto {
     default: DEFAULT_MIN_VALIDITY_SECONDS,
   })
   @IsOptional()
-  @IsInt()
-  @Min(0)
-  @Max(MAX_MIN_VALIDITY_SECONDS)
+  @IsIntInRange(0, MAX_MIN_VALIDITY_SECONDS, 'number of seconds')
   minValiditySeconds?: number;
+
+  @ApiPropertyOptional({
+    description:
+      'Refresh now, for a token Atlassian refused (401) before its expiresAt. Callers forcing at once share one refresh: a token ' +
+      'a refresh issued in the last 30 seconds is answered as it is.',
+    default: false,
+  })
+  @IsOptional()
+  @IsBoolean()
+  forceRefresh?: boolean;
 }
 
 export class AccessTokenResponseDto {

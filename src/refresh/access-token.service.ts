@@ -3,12 +3,18 @@ import { Clock } from '../common/clock.js';
 import { ConnectionNotFoundError, DomainError, ReauthRequiredError } from '../common/errors.js';
 import { TokenCipher } from '../crypto/token-cipher.js';
 import type { AccessTokenResponseDto } from './access-token.dto.js';
+import { REFRESH_POLICY } from './refresh.policy.js';
 import { RefreshRepository, type TokenState } from './refresh.repository.js';
 import { RefreshService, sealContext, type OnDemandOutcome } from './refresh.service.js';
 
 /** A token closer to its expiry than this is not handed out even when refreshing failed: the caller could not use it. */
 const STILL_USABLE_MS = 10_000;
 const DEFAULT_RETRY_AFTER_SECONDS = 5;
+
+export interface AccessTokenOptions {
+  /** Refresh now: Atlassian refused the caller's token before its expiresAt. */
+  readonly forceRefresh?: boolean;
+}
 
 /**
  * `POST /v1/users/{userId}/access-token`: the stored token when it stays valid long enough, else a refresh now,
@@ -23,14 +29,17 @@ export class AccessTokenService {
     private readonly clock: Clock,
   ) {}
 
-  async accessToken(userId: string, minValiditySeconds: number): Promise<AccessTokenResponseDto> {
+  async accessToken(userId: string, minValiditySeconds: number, options: AccessTokenOptions = {}): Promise<AccessTokenResponseDto> {
+    const forced = options.forceRefresh === true;
     const seen = await this.read(userId);
-    if (this.validFor(seen, minValiditySeconds * 1000)) return this.reveal(seen);
+    if (this.refreshedJustNow(seen) || (!forced && this.validFor(seen, minValiditySeconds * 1000))) return this.reveal(seen);
     const outcome = await this.refresh.refreshNow(userId, seen);
     const current = await this.read(userId);
-    // A fresh token is the best there is, and while Atlassian is failing a token that still works beats none.
-    if (this.validFor(current, STILL_USABLE_MS)) return this.reveal(current);
-    throw this.unavailable(outcome);
+    // A fresh token is the best there is, and while Atlassian is failing a token that still works beats none; but a
+    // forcing caller was refused the token it saw, so only a newer one will do.
+    const renewed = !forced || current.version !== seen.version;
+    if (renewed && this.validFor(current, STILL_USABLE_MS)) return this.reveal(current);
+    throw this.unavailable(outcome, forced);
   }
 
   private async read(userId: string): Promise<TokenState> {
@@ -48,6 +57,18 @@ export class AccessTokenService {
     );
   }
 
+  /**
+   * A refresh issued the stored token moments ago: another refresh could not give a longer-lived one, and callers
+   * that force at once (all refused the same old token) share this one instead of each burning a refresh. A token
+   * from the consent itself was not shared by anyone, so forcing still refreshes it.
+   */
+  private refreshedJustNow(state: TokenState): boolean {
+    const { lastRefreshedAt, consentedAt } = state;
+    if (lastRefreshedAt === null || lastRefreshedAt <= consentedAt) return false;
+    const age = this.clock.now().getTime() - lastRefreshedAt.getTime();
+    return age < REFRESH_POLICY.minRefreshSpacingMs && this.validFor(state, STILL_USABLE_MS);
+  }
+
   private reveal(state: TokenState): AccessTokenResponseDto {
     return {
       accessToken: this.cipher.open(state.accessToken!, sealContext(state.id, 'access_token')),
@@ -55,7 +76,7 @@ export class AccessTokenService {
     };
   }
 
-  private unavailable(outcome: OnDemandOutcome): DomainError {
+  private unavailable(outcome: OnDemandOutcome, forced: boolean): DomainError {
     const retryAt = 'retryAt' in outcome ? outcome.retryAt : undefined;
     const seconds = retryAt ? Math.max(1, Math.ceil((retryAt.getTime() - this.clock.now().getTime()) / 1000)) : DEFAULT_RETRY_AFTER_SECONDS;
     const headers = { 'Retry-After': String(seconds) };
@@ -66,9 +87,10 @@ export class AccessTokenService {
         headers,
       );
     }
+    const stored = forced ? 'the stored one was refused' : 'the stored one has expired';
     return new DomainError(
       'atlassian_unavailable',
-      'Atlassian could not refresh the access token right now and the stored one has expired; try again shortly.',
+      `Atlassian could not refresh the access token right now and ${stored}; try again shortly.`,
       headers,
     );
   }

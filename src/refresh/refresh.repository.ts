@@ -18,6 +18,8 @@ export interface ClaimedConnection {
   readonly refreshToken: SealedValue | null;
   readonly accessTokenExpiresAt: Date | null;
   readonly refreshTokenIssuedAt: Date | null;
+  /** When the user consented to this grant: Atlassian ends it a year later. */
+  readonly consentedAt: Date;
   readonly consecutiveFailures: number;
   /** When the stored refresh token was first presented without its answer being stored (this attempt, or an earlier one). */
   readonly attemptedAt: Date;
@@ -39,6 +41,9 @@ export interface TokenState {
   readonly dueAt: Date | null;
   readonly leaseId: string | null;
   readonly leaseExpiresAt: Date | null;
+  /** When the stored tokens were issued: by the consent (then equal to consentedAt) or by a refresh. */
+  readonly lastRefreshedAt: Date | null;
+  readonly consentedAt: Date;
 }
 
 export interface LeaseRequest {
@@ -54,6 +59,8 @@ export interface RefreshedTokens {
   readonly accessTokenExpiresAt: Date;
   /** Empty when the answer named none: the stored scopes stay. */
   readonly scopes: readonly string[];
+  /** What those scopes lack of ATLASSIAN_SCOPES; kept as stored, like them, when the answer named none. */
+  readonly missingScopes: readonly string[];
   readonly nextDueAt: Date;
 }
 
@@ -83,6 +90,7 @@ interface ClaimRow {
   refresh_token_key_id: string | null;
   access_token_expires_at: Date | null;
   refresh_token_issued_at: Date | null;
+  consented_at: Date;
   consecutive_failures: number;
   refresh_attempted_at: Date;
   previous_lease_id: string | null;
@@ -100,6 +108,8 @@ interface TokenStateRow {
   due_at: Date | null;
   lease_id: string | null;
   lease_expires_at: Date | null;
+  last_refreshed_at: Date | null;
+  consented_at: Date;
 }
 
 /**
@@ -119,7 +129,7 @@ function claimStatement(candidates: string): string {
     FROM (${candidates}) previous
     WHERE c.id = previous.id
     RETURNING c.id, c.user_id, c.atlassian_account_id, c.status, c.version, c.lease_id, c.lease_expires_at,
-      c.refresh_token_ciphertext, c.refresh_token_key_id, c.access_token_expires_at, c.refresh_token_issued_at,
+      c.refresh_token_ciphertext, c.refresh_token_key_id, c.access_token_expires_at, c.refresh_token_issued_at, c.consented_at,
       c.consecutive_failures, c.refresh_attempted_at,
       previous.previous_lease_id, previous.previous_attempted_at, previous.previous_due_at`;
 }
@@ -147,6 +157,7 @@ const SAVE_REFRESHED_SQL = `
     refresh_token_issued_at = CASE WHEN w.refresh_ciphertext IS NULL THEN c.refresh_token_issued_at ELSE w.refreshed_at END,
     access_token_expires_at = w.expires_at,
     scopes = CASE WHEN w.scopes = '' THEN c.scopes ELSE string_to_array(w.scopes, ' ') END,
+    missing_scopes = CASE WHEN w.scopes = '' THEN c.missing_scopes ELSE string_to_array(w.missing_scopes, ' ') END,
     due_at = w.due_at,
     last_refreshed_at = w.refreshed_at,
     updated_at = w.refreshed_at,
@@ -156,8 +167,9 @@ const SAVE_REFRESHED_SQL = `
     refresh_attempted_at = NULL,
     lease_id = NULL, lease_owner = NULL, lease_expires_at = NULL
   FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::text[],
-      $10::timestamptz[], $11::timestamptz[])
-    AS w(id, lease_id, version, access_ciphertext, access_key_id, refresh_ciphertext, refresh_key_id, expires_at, scopes, due_at, refreshed_at)
+      $10::timestamptz[], $11::timestamptz[], $12::text[])
+    AS w(id, lease_id, version, access_ciphertext, access_key_id, refresh_ciphertext, refresh_key_id, expires_at, scopes, due_at, refreshed_at,
+      missing_scopes)
   WHERE c.id = w.id AND c.lease_id = w.lease_id AND c.version = w.version
   RETURNING c.id`;
 
@@ -214,6 +226,7 @@ export class RefreshRepository {
       writes.map((w) => w.tokens.scopes.join(' ')),
       writes.map((w) => w.tokens.nextDueAt),
       writes.map((w) => w.refreshedAt),
+      writes.map((w) => w.tokens.missingScopes.join(' ')),
     ];
     const withEvents = writes.filter((w) => w.events.length > 0);
     if (withEvents.length === 0) return idsOf((await this.run<{ id: string }>(SAVE_REFRESHED_SQL, params)).rows);
@@ -285,7 +298,8 @@ export class RefreshRepository {
 
   async findTokenState(userId: string): Promise<TokenState | null> {
     const { rows } = await this.run<TokenStateRow>(
-      `SELECT id, status, version, access_token_ciphertext, access_token_key_id, access_token_expires_at, due_at, lease_id, lease_expires_at
+      `SELECT id, status, version, access_token_ciphertext, access_token_key_id, access_token_expires_at, due_at, lease_id, lease_expires_at,
+         last_refreshed_at, consented_at
        FROM connections WHERE user_id = $1`,
       [userId],
     );
@@ -300,6 +314,8 @@ export class RefreshRepository {
       dueAt: row.due_at,
       leaseId: row.lease_id,
       leaseExpiresAt: row.lease_expires_at,
+      lastRefreshedAt: row.last_refreshed_at,
+      consentedAt: row.consented_at,
     };
   }
 
@@ -365,6 +381,7 @@ function toClaim(row: ClaimRow): ClaimedConnection {
     refreshToken: sealed(row.refresh_token_ciphertext, row.refresh_token_key_id),
     accessTokenExpiresAt: row.access_token_expires_at,
     refreshTokenIssuedAt: row.refresh_token_issued_at,
+    consentedAt: row.consented_at,
     consecutiveFailures: row.consecutive_failures,
     attemptedAt: row.refresh_attempted_at,
     previousLeaseId: row.previous_lease_id,

@@ -8,6 +8,8 @@ import type { TokenSet } from '../atlassian/atlassian.types.js';
 import { Clock } from '../common/clock.js';
 import { AppConfig } from '../config/app-config.js';
 import { TokenCipher, TokenDecryptionError, type SealContext } from '../crypto/token-cipher.js';
+import { consentEnd } from '../lifecycle/consent.policy.js';
+import { missingScopes } from '../lifecycle/scopes.js';
 import { shortId } from '../logging/redact.js';
 import type { OutboxEvent } from '../webhooks/outbox.repository.js';
 import { RefreshMetrics } from './refresh.metrics.js';
@@ -302,7 +304,10 @@ export class RefreshService implements BeforeApplicationShutdown {
     try {
       tokens = await this.atlassian.refresh(refreshToken);
     } catch (error) {
-      if (error instanceof AtlassianError && error.grantRevoked) return this.requireReauth(claim, error.kind, describe(error));
+      if (error instanceof AtlassianError && error.grantRevoked) {
+        const ended = consentEnd(claim.consentedAt, this.clock.now(), this.config.lifecycle.reconsentWarningMs);
+        return ended ? this.requireReauth(claim, ended.reason, ended.message) : this.requireReauth(claim, error.kind, describe(error));
+      }
       if (error instanceof AtlassianError && error.kind === 'client_unauthorized') return this.pauseForCredentials(claim);
       return this.fail(claim, error, true);
     }
@@ -342,6 +347,7 @@ export class RefreshService implements BeforeApplicationShutdown {
         refreshToken: tokens.refreshToken ? this.cipher.seal(tokens.refreshToken, sealContext(claim.id, 'refresh_token')) : null,
         accessTokenExpiresAt,
         scopes: tokens.scopes,
+        missingScopes: missingScopes(this.config.atlassian.scopes, tokens.scopes),
         nextDueAt: nextRefreshAt({ now, accessTokenExpiresAt, refreshTokenIssuedAt, leadSeconds: this.config.refresh.leadSeconds }),
       },
       refreshedAt: now,

@@ -63,6 +63,8 @@ export interface SandboxStats {
   codesExchanged: number;
   codeReuse: number;
   grantsRevoked: number;
+  /** Refreshes refused because the grant's consent lifetime had ended. */
+  consentsExpired: number;
   faultsServed: number;
   pendingFaults: number;
 }
@@ -74,6 +76,8 @@ interface Grant {
   accountId: string;
   scopes: string[];
   revoked: boolean;
+  /** The user's latest consent; the grant ends `consentLifetimeSeconds` later. */
+  consentedAt: number;
 }
 
 interface CodeRecord {
@@ -167,6 +171,7 @@ export class SandboxIdentityProvider {
       codesExchanged: 0,
       codeReuse: 0,
       grantsRevoked: 0,
+      consentsExpired: 0,
       faultsServed: 0,
     };
   }
@@ -289,7 +294,7 @@ export class SandboxIdentityProvider {
     return { ...this.latency };
   }
 
-  /** TTLs apply to what is issued afterwards; the leeway and inactivity limits apply at once. */
+  /** TTLs apply to what is issued afterwards; the leeway, inactivity and consent limits apply at once. */
   updateSettings(settings: Partial<SandboxSettings>): SandboxSettings {
     this.settings = { ...this.settings, ...settings };
     return { ...this.settings };
@@ -415,17 +420,18 @@ export class SandboxIdentityProvider {
   }
 
   /**
-   * One grant per app and account, as at Atlassian. A new consent on a live grant takes the new scopes and
-   * adds fresh tokens beside the existing ones (nothing documents Atlassian revoking those). After a
-   * revocation, consent starts a new grant that the old revocation does not touch.
+   * One grant per app and account, as at Atlassian. A new consent on a live grant takes the new scopes, starts its
+   * year again, and adds fresh tokens beside the existing ones (nothing documents Atlassian revoking those). After a
+   * revocation or the end of its consent, consent starts a new grant that the old end does not touch.
    */
   private grantFor(accountId: string, scopes: string[]): Grant {
     const current = this.grantsByAccount.get(accountId);
-    if (current && !current.revoked) {
+    if (current && !current.revoked && !this.consentEnded(current)) {
       current.scopes = scopes;
+      current.consentedAt = this.nowMs();
       return current;
     }
-    const grant: Grant = { id: randomUUID(), accountId, scopes, revoked: false };
+    const grant: Grant = { id: randomUUID(), accountId, scopes, revoked: false, consentedAt: this.nowMs() };
     this.grantsByAccount.set(accountId, grant);
     return grant;
   }
@@ -433,6 +439,10 @@ export class SandboxIdentityProvider {
   private refresh(presented: string | undefined): SandboxResponse {
     const record = presented === undefined ? undefined : this.refreshTokens.get(presented);
     if (!record || record.grant.revoked) return invalidRefreshToken();
+    if (this.consentEnded(record.grant)) {
+      this.counters.consentsExpired += 1;
+      return invalidRefreshToken();
+    }
     if (record.rotatedAt !== undefined) return this.reuseRotated(record, record.rotatedAt);
     if (this.hasElapsed(record.issuedAt, this.settings.refreshInactivitySeconds)) return invalidRefreshToken();
     this.rotate(record);
@@ -488,7 +498,7 @@ export class SandboxIdentityProvider {
   private authenticate(authorization: string | undefined): Session | undefined {
     const token = /^Bearer (\S+)$/i.exec(authorization ?? '')?.[1];
     const record = token === undefined ? undefined : this.accessTokens.get(token);
-    if (!record || record.grant.revoked) return undefined;
+    if (!record || record.grant.revoked || this.consentEnded(record.grant)) return undefined;
     if (this.nowMs() >= record.expiresAt) {
       this.counters.expiredAccessTokenUses += 1;
       return undefined;
@@ -503,6 +513,11 @@ export class SandboxIdentityProvider {
 
   private nowMs(): number {
     return this.clock.now().getTime();
+  }
+
+  /** Atlassian ends every grant a year after the user's latest consent, refreshed or not. */
+  private consentEnded(grant: Grant): boolean {
+    return this.hasElapsed(grant.consentedAt, this.settings.consentLifetimeSeconds);
   }
 
   private hasElapsed(sinceMs: number, seconds: number): boolean {

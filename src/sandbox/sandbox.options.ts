@@ -18,15 +18,21 @@ export interface SandboxSettings {
   refreshInactivitySeconds: number;
   /** Answer without `refresh_token` even with offline_access, as some Atlassian answers have been seen to. */
   omitRefreshToken: boolean;
+  /** A grant ends this long after the user's latest consent, whatever the refreshes (shortened for tests). */
+  consentLifetimeSeconds: number;
 }
 
-/** Atlassian's documented values: 1 h access tokens, ~10 min codes, 10 min reuse leeway, 90 days of inactivity. */
+/**
+ * Atlassian's documented values: 1 h access tokens, ~10 min codes, 10 min reuse leeway, 90 days of inactivity, and
+ * 365 days from consent to the grant's end.
+ */
 export const DEFAULT_SETTINGS: SandboxSettings = {
   accessTokenTtlSeconds: 3600,
   codeTtlSeconds: 600,
   reuseLeewaySeconds: 600,
   refreshInactivitySeconds: 90 * 24 * 3600,
   omitRefreshToken: false,
+  consentLifetimeSeconds: 365 * 24 * 3600,
 };
 
 export const DEFAULT_APP_NAME = 'Atlassian token service (sandbox)';
@@ -38,5 +44,6 @@ export function initialSettings(options: SandboxOptions): SandboxSettings {
     reuseLeewaySeconds: options.reuseLeewaySeconds ?? DEFAULT_SETTINGS.reuseLeewaySeconds,
     refreshInactivitySeconds: options.refreshInactivitySeconds ?? DEFAULT_SETTINGS.refreshInactivitySeconds,
     omitRefreshToken: false,
+    consentLifetimeSeconds: DEFAULT_SETTINGS.consentLifetimeSeconds,
   };
 }

@@ -129,6 +129,7 @@ export function parseSettings(value: unknown): Checked<Partial<SandboxSettings>>
       reuseLeewaySeconds: optionalInt(body, 'reuseLeewaySeconds', 0, MAX_SETTING_SECONDS),
       refreshInactivitySeconds: optionalInt(body, 'refreshInactivitySeconds', 1, MAX_SETTING_SECONDS),
       omitRefreshToken: optionalBoolean(body, 'omitRefreshToken'),
+      consentLifetimeSeconds: optionalInt(body, 'consentLifetimeSeconds', 1, MAX_SETTING_SECONDS),
     });
   });
 }

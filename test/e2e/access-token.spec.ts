@@ -66,6 +66,18 @@ describePostgres('POST /v1/users/{userId}/access-token', () => {
     expect(sandbox.idp.stats()).toMatchObject({ refreshes: 1 });
   });
 
+  it('refreshes now with forceRefresh: true, for a token Atlassian refused before its expiry', async () => {
+    const { id, accessToken } = await connected('refused-early', 30 * MINUTE);
+    clock.advance(1_000);
+    const answers = await Promise.all([1, 2, 3].map(() => post('refused-early', { forceRefresh: true })));
+    const bodies = (await Promise.all(answers.map((response) => response.json()))) as { accessToken: string }[];
+    expect(answers.map((response) => response.status)).toEqual([200, 200, 200]);
+    const stored = (await readConnection(dataSource, cipher, id)).accessToken;
+    expect(stored).not.toBe(accessToken);
+    expect(bodies.map((body) => body.accessToken)).toEqual([stored, stored, stored]);
+    expect(sandbox.idp.stats()).toMatchObject({ refreshes: 1 });
+  });
+
   it('answers 404 connection_not_found for an unknown user', async () => {
     const response = await post('nobody-here');
     expect(response.status).toBe(404);
@@ -95,16 +107,38 @@ describePostgres('POST /v1/users/{userId}/access-token', () => {
     expect(await response.json()).toEqual({ error: { code: 'atlassian_unavailable', message: expect.any(String) } });
   });
 
+  it('accepts minValiditySeconds up to 3600, the life of a fresh token', async () => {
+    const { accessToken } = await connected('longest', 30 * MINUTE);
+    const response = await post('longest', { minValiditySeconds: 3600 });
+    expect(response.status).toBe(200);
+    const body = (await response.json()) as { accessToken: string; expiresAt: string };
+    expect(body.accessToken).not.toBe(accessToken);
+    expect(body.expiresAt).toBe(new Date(clock.now().getTime() + 60 * MINUTE).toISOString());
+  });
+
   it.each([
     ['a string', { minValiditySeconds: 'sixty' }],
     ['a fraction', { minValiditySeconds: 1.5 }],
     ['a negative number', { minValiditySeconds: -1 }],
-    ['more than 3000', { minValiditySeconds: 3001 }],
+    ['more than 3600', { minValiditySeconds: 3601 }],
     ['an unknown field', { minValiditySeconds: 60, scope: 'write:everything' }],
+    ['forceRefresh that is not a boolean', { forceRefresh: 'true' }],
   ])('answers 400 invalid_request for %s', async (_, body) => {
     const response = await post('still-valid', body);
     expect(response.status).toBe(400);
     expect(await response.json()).toEqual({ error: { code: 'invalid_request', message: expect.any(String) } });
+  });
+
+  it.each([
+    ['the string "60"', { minValiditySeconds: '60' }],
+    ['a fraction', { minValiditySeconds: 1.5 }],
+    ['more than 3600', { minValiditySeconds: 3601 }],
+  ])('refuses minValiditySeconds as %s with one message that says what is accepted', async (_, body) => {
+    const response = await post('still-valid', body);
+    expect(response.status).toBe(400);
+    expect(await response.json()).toEqual({
+      error: { code: 'invalid_request', message: 'minValiditySeconds must be a whole number of seconds from 0 to 3600' },
+    });
   });
 
   it('answers 400 for a userId outside the allowed characters', async () => {

@@ -36,9 +36,12 @@ describePostgres('GET and DELETE /v1/users/{userId}/connection', () => {
       status: 'active',
       atlassianAccountId: accountIdFor('alice'),
       scopes: expect.arrayContaining(['read:jira-work', 'offline_access', 'read:me']),
+      missingScopes: [],
       accessTokenExpiresAt: new Date(clock.now().getTime() + HOUR).toISOString(),
       lastRefreshedAt: clock.now().toISOString(),
       lastError: null,
+      consentedAt: clock.now().toISOString(),
+      consentExpiresAt: new Date(clock.now().getTime() + 365 * 24 * HOUR).toISOString(),
     });
     expect(JSON.stringify(body)).not.toMatch(/sbx_(at|rt)_/);
   });

@@ -89,6 +89,7 @@ describe('OpenAPI at /docs-json and Swagger UI at /docs', () => {
     expect(document.paths['/v1/connections'].get.parameters?.map((p) => `${p.in}:${p.name}`).sort()).toEqual([
       'query:cursor',
       'query:limit',
+      'query:reconsentDueBefore',
       'query:status',
     ]);
     expect(document.paths['/v1/users/{userId}/access-token'].post.requestBody).toBeDefined();

@@ -90,9 +90,12 @@ export class SandboxTokenEndpoint {
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
 
-  /** A user consents (without a browser) and the code is exchanged: a real, rotating token pair of a new grant. */
-  async connect(login: string): Promise<TokenPair> {
-    const authorized = this.idp.authorizeDirect({ user: login, redirectUri: REDIRECT_URI, scope: SCOPE });
+  /**
+   * A user consents (without a browser) and the code is exchanged: a real, rotating token pair of the account's grant
+   * (new, or live with these scopes from now on).
+   */
+  async connect(login: string, scope = SCOPE): Promise<TokenPair> {
+    const authorized = this.idp.authorizeDirect({ user: login, redirectUri: REDIRECT_URI, scope });
     const { code, accountId } = authorized.body as { code: string; accountId: string };
     const answer = await this.idp.token({
       grant_type: 'authorization_code',
@@ -118,6 +121,8 @@ export interface SeedConnection {
   readonly dueAt?: Date | null;
   readonly leadSeconds?: number;
   readonly consecutiveFailures?: number;
+  /** Default: now. */
+  readonly consentedAt?: Date;
 }
 
 export interface StoredConnection {
@@ -156,7 +161,7 @@ export async function seedConnections(
   const ids: string[] = [];
   for (let start = 0; start < connections.length; start += SEED_CHUNK) {
     const chunk = connections.slice(start, start + SEED_CHUNK);
-    const columns: unknown[][] = Array.from({ length: 14 }, () => []);
+    const columns: unknown[][] = Array.from({ length: 15 }, () => []);
     for (const seed of chunk) {
       const id = randomUUID();
       ids.push(id);
@@ -180,6 +185,7 @@ export async function seedConnections(
         seed.refreshTokenIssuedAt ?? clock.now(),
         dueAt,
         seed.consecutiveFailures ?? 0,
+        seed.consentedAt ?? clock.now(),
         clock.now(),
         clock.now(),
       ];
@@ -188,9 +194,9 @@ export async function seedConnections(
     await dataSource.query(
       `INSERT INTO connections (id, user_id, atlassian_account_id, status, access_token_ciphertext, access_token_key_id,
          refresh_token_ciphertext, refresh_token_key_id, access_token_expires_at, refresh_token_issued_at, due_at,
-         consecutive_failures, created_at, updated_at)
+         consecutive_failures, consented_at, created_at, updated_at)
        SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-         $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::int[], $13::timestamptz[], $14::timestamptz[])`,
+         $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::int[], $13::timestamptz[], $14::timestamptz[], $15::timestamptz[])`,
       columns,
     );
   }

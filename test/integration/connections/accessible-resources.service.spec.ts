@@ -7,6 +7,8 @@ import { AccessibleResourcesService } from '../../../src/connections/accessible-
 import { ConnectionsRepository } from '../../../src/connections/connections.repository.js';
 import { ConnectionsService, type NewConnection } from '../../../src/connections/connections.service.js';
 import { TokenCipher } from '../../../src/crypto/token-cipher.js';
+import { LifecycleRepository } from '../../../src/lifecycle/lifecycle.repository.js';
+import { LifecycleService } from '../../../src/lifecycle/lifecycle.service.js';
 import { OutboxRepository } from '../../../src/webhooks/outbox.repository.js';
 import { ManualClock } from '../../utils/connections.js';
 import { drivers, openMigratedDatabase, type OpenedDatabase } from '../../utils/database.js';
@@ -46,7 +48,15 @@ describe.each(drivers)('AccessibleResourcesService on %s', (driver) => {
   beforeAll(async () => {
     db = await openMigratedDatabase(driver);
     const config = loadConfig({ TOKEN_ENCRYPTION_KEYS: `k1:${randomBytes(32).toString('base64')}` });
-    connections = new ConnectionsService(db.dataSource, repository, new OutboxRepository(), new TokenCipher(config), clock, config);
+    connections = new ConnectionsService(
+      db.dataSource,
+      repository,
+      new OutboxRepository(),
+      new TokenCipher(config),
+      clock,
+      config,
+      new LifecycleService(db.dataSource, new LifecycleRepository(), new OutboxRepository(), config, clock),
+    );
   });
   afterAll(() => db?.close());
   beforeEach(async () => {

@@ -6,6 +6,8 @@ import { loadConfig } from '../../../src/config/app-config.js';
 import { ConnectionsRepository } from '../../../src/connections/connections.repository.js';
 import { ConnectionsService } from '../../../src/connections/connections.service.js';
 import { TokenCipher } from '../../../src/crypto/token-cipher.js';
+import { LifecycleRepository } from '../../../src/lifecycle/lifecycle.repository.js';
+import { LifecycleService } from '../../../src/lifecycle/lifecycle.service.js';
 import { OutboxRepository } from '../../../src/webhooks/outbox.repository.js';
 import { drivers, openMigratedDatabase, type OpenedDatabase } from '../../utils/database.js';
 
@@ -28,7 +30,15 @@ describe.each(drivers)('ConnectionsRepository reads and deletes on %s', (driver)
 
   async function connect(userId: string, resources: AccessibleResource[] = []): Promise<string> {
     const config = loadConfig({ TOKEN_ENCRYPTION_KEYS: `k1:${randomBytes(32).toString('base64')}` });
-    const service = new ConnectionsService(db.dataSource, repository, new OutboxRepository(), new TokenCipher(config), clock, config);
+    const service = new ConnectionsService(
+      db.dataSource,
+      repository,
+      new OutboxRepository(),
+      new TokenCipher(config),
+      clock,
+      config,
+      new LifecycleService(db.dataSource, new LifecycleRepository(), new OutboxRepository(), config, clock),
+    );
     const stored = await service.storeConnected({
       userId,
       atlassianAccountId: `712020:${userId}`,
@@ -48,9 +58,11 @@ describe.each(drivers)('ConnectionsRepository reads and deletes on %s', (driver)
       status: 'active',
       atlassianAccountId: '712020:u-1',
       scopes: ['read:jira-work', 'offline_access'],
+      missingScopes: ['read:me'],
       accessTokenExpiresAt: new Date(T0.getTime() + 3_600_000),
       lastRefreshedAt: T0,
       lastError: null,
+      consentedAt: T0,
     });
     expect(await repository.findSummary(db.dataSource.manager, 'nobody')).toBeUndefined();
   });

@@ -6,6 +6,8 @@ import { loadConfig } from '../../../src/config/app-config.js';
 import { ConnectionsRepository } from '../../../src/connections/connections.repository.js';
 import { ConnectionsService, type NewConnection } from '../../../src/connections/connections.service.js';
 import { TokenCipher } from '../../../src/crypto/token-cipher.js';
+import { LifecycleRepository } from '../../../src/lifecycle/lifecycle.repository.js';
+import { LifecycleService } from '../../../src/lifecycle/lifecycle.service.js';
 import { OutboxRepository } from '../../../src/webhooks/outbox.repository.js';
 import { describePostgres, drivers, openMigratedDatabase, type OpenedDatabase } from '../../utils/database.js';
 
@@ -33,7 +35,15 @@ function setup(db: OpenedDatabase) {
   const clock: Clock = { now: () => now };
   const config = loadConfig({ TOKEN_ENCRYPTION_KEYS: `k1:${randomBytes(32).toString('base64')}`, REFRESH_LEAD_SECONDS: '600' });
   const cipher = new TokenCipher(config);
-  const service = new ConnectionsService(db.dataSource, new ConnectionsRepository(), new OutboxRepository(), cipher, clock, config);
+  const service = new ConnectionsService(
+    db.dataSource,
+    new ConnectionsRepository(),
+    new OutboxRepository(),
+    cipher,
+    clock,
+    config,
+    new LifecycleService(db.dataSource, new LifecycleRepository(), new OutboxRepository(), config, clock),
+  );
   const row = async (userId: string): Promise<Record<string, unknown>> =>
     (await db.dataSource.query(`SELECT * FROM connections WHERE user_id = $1`, [userId]))[0];
   const sites = async (connectionId: string): Promise<Record<string, unknown>[]> =>

@@ -36,6 +36,58 @@ describe.each(drivers)('migrations on %s', (driver) => {
     expect((await runMigrations(db.dataSource)).applied).toEqual([]);
   });
 
+  it("fill each connection's consented_at from the best evidence of its latest consent", async () => {
+    db = await openMigratedDatabase(driver);
+    // Back to just before ConnectionLifecycle (and whatever came after it), with rows as they were then.
+    const applied = async () => ((await db.dataSource.query(`SELECT name FROM migrations`)) as { name: string }[]).map((r) => r.name);
+    while ((await applied()).includes('ConnectionLifecycle1795761000000')) await revertLastMigration(db.dataSource);
+    const at = (day: number) => new Date(Date.UTC(2026, 0, day));
+    const connections: [userId: string, createdAt: Date][] = [
+      ['reconnected', at(1)],
+      ['signed-in-lately', at(1)],
+      ['no-evidence', at(1)],
+      ['came-back', at(10)],
+    ];
+    for (const [userId, createdAt] of connections) {
+      await db.dataSource.query(
+        `INSERT INTO connections (user_id, atlassian_account_id, status, created_at, updated_at) VALUES ($1, 'acc', 'active', $2, $2)`,
+        [userId, createdAt],
+      );
+    }
+    const created = (userId: string, day: number) =>
+      db.dataSource.query(
+        `INSERT INTO webhook_outbox (id, type, user_id, body, created_at) VALUES (gen_random_uuid(), 'connection.created', $1, '{}', $2)`,
+        [userId, at(day)],
+      );
+    // Reconnected twice: the latest connection.created is the current consent.
+    await created('reconnected', 1);
+    await created('reconnected', 20);
+    await created('reconnected', 5);
+    await db.dataSource.query(
+      `INSERT INTO webhook_outbox (id, type, user_id, body, created_at) VALUES (gen_random_uuid(), 'connection.deleted', 'reconnected', '{}', $1)`,
+      [at(25)],
+    );
+    // Its outbox events gone, but a recent sign-in that ended connected.
+    await db.dataSource.query(
+      `INSERT INTO oauth_states (state_hash, user_id, browser_hash, redirect_uri, created_at, expires_at, consumed_at, outcome)
+       VALUES ('h1', 'signed-in-lately', 'b', 'r', $1, $1, $1, 'connected'), ('h2', 'signed-in-lately', 'b', 'r', $2, $2, $2, 'access_denied')`,
+      [at(15), at(18)],
+    );
+    // Events from before the row was created belong to an earlier connection of the same userId.
+    await created('came-back', 2);
+
+    await runMigrations(db.dataSource);
+    const rows: { user_id: string; consented_at: Date }[] = await db.dataSource.query(
+      `SELECT user_id, consented_at FROM connections ORDER BY user_id`,
+    );
+    expect(Object.fromEntries(rows.map((r) => [r.user_id, r.consented_at]))).toEqual({
+      'came-back': at(10),
+      'no-evidence': at(1),
+      reconnected: at(20),
+      'signed-in-lately': at(15),
+    });
+  });
+
   it('leave the schema exactly as the entities describe it (nothing for migration:generate to add)', async () => {
     db = await openMigratedDatabase(driver);
     const pending = await db.dataSource.driver.createSchemaBuilder().log();

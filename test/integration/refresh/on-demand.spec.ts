@@ -176,6 +176,78 @@ describePostgres('on-demand access tokens', () => {
     }
   });
 
+  describe('forceRefresh, for a token Atlassian refused before its expiry', () => {
+    it('refreshes a token that still looks valid', async () => {
+      const { id, accessToken } = await connected('refused', 30 * MINUTE);
+      clock.advance(SECOND);
+      const answer = await stack.accessTokens.accessToken('refused', 60, { forceRefresh: true });
+      expect(answer.accessToken).not.toBe(accessToken);
+      expect(await readConnection(db.dataSource, stack.cipher, id)).toMatchObject({ accessToken: answer.accessToken, version: 2 });
+      expect(sandbox.idp.stats()).toMatchObject({ refreshes: 1 });
+    });
+
+    it('callers forcing at once on several replicas share one refresh, and so do those that come just after it', async () => {
+      sandbox.idp.setLatency({ tokenMs: 100 });
+      const replicas = [
+        await refreshStack({ config, clock, databaseUrl: db.url }),
+        await refreshStack({ config, clock, databaseUrl: db.url }),
+      ];
+      try {
+        const { id, accessToken } = await connected('stampede', 30 * MINUTE);
+        clock.advance(SECOND);
+        const force = (index: number) => replicas[index % 2].accessTokens.accessToken('stampede', 60, { forceRefresh: true });
+        const answers = await Promise.all(Array.from({ length: 12 }, (_, index) => force(index)));
+        const late = await Promise.all([force(0), force(1)]);
+        const row = await readConnection(db.dataSource, stack.cipher, id);
+        expect(row.accessToken).not.toBe(accessToken);
+        expect(new Set([...answers, ...late].map((a) => a.accessToken))).toEqual(new Set([row.accessToken]));
+        expect(sandbox.idp.stats()).toMatchObject({ refreshes: 1, overlappingRefreshes: 0, reuseWithinLeeway: 0, reuseAfterLeeway: 0 });
+
+        // Once that refresh is older than the spacing between refreshes, forcing refreshes again.
+        clock.advance(REFRESH_POLICY.minRefreshSpacingMs);
+        expect((await force(0)).accessToken).not.toBe(row.accessToken);
+        expect(sandbox.idp.stats()).toMatchObject({ refreshes: 2 });
+      } finally {
+        await Promise.all(replicas.map((replica) => replica.close()));
+      }
+    });
+
+    it('never answers the refused token: 503 with Retry-After while Atlassian fails', async () => {
+      await connected('refused-in-outage', 30 * MINUTE);
+      clock.advance(SECOND);
+      sandbox.idp.addFault({ count: 1, endpoint: 'token', status: 503 });
+      expect(await rejection(stack.accessTokens.accessToken('refused-in-outage', 60, { forceRefresh: true }))).toMatchObject({
+        code: 'atlassian_unavailable',
+        headers: { 'Retry-After': expect.any(String) },
+      });
+      // The backoff holds: a forced refresh does not present the refresh token again before it.
+      const calls = sandbox.idp.stats().tokenCalls.refresh_token;
+      expect(await rejection(stack.accessTokens.accessToken('refused-in-outage', 60, { forceRefresh: true }))).toMatchObject({
+        code: 'atlassian_unavailable',
+      });
+      expect(sandbox.idp.stats().tokenCalls.refresh_token).toBe(calls);
+    });
+
+    it('answers 409 when the forced refresh finds the grant revoked', async () => {
+      await connected('refused-for-good', 30 * MINUTE);
+      clock.advance(SECOND);
+      sandbox.idp.revokeAccount('refused-for-good');
+      expect(await rejection(stack.accessTokens.accessToken('refused-for-good', 60, { forceRefresh: true }))).toBeInstanceOf(
+        ReauthRequiredError,
+      );
+    });
+  });
+
+  it('asked again and again for the whole life of a fresh token, refreshes once, not on every call', async () => {
+    const { accessToken } = await connected('greedy', 30 * MINUTE);
+    clock.advance(SECOND);
+    const first = await stack.accessTokens.accessToken('greedy', 3600);
+    expect(first.accessToken).not.toBe(accessToken);
+    clock.advance(SECOND);
+    expect(await stack.accessTokens.accessToken('greedy', 3600)).toEqual(first);
+    expect(sandbox.idp.stats()).toMatchObject({ refreshes: 1 });
+  });
+
   describe('when Atlassian fails', () => {
     it('hands out the stored token while it still works, even if shorter than asked', async () => {
       const { id, accessToken } = await connected('degraded', 5 * MINUTE);

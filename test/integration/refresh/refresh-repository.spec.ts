@@ -65,6 +65,7 @@ describe.each(drivers)('RefreshRepository on %s', (driver) => {
       refreshToken: cipher.seal(`${accessToken}-rt`, { table: 'connections', rowId: id, column: 'refresh_token' }),
       accessTokenExpiresAt: minutesFromNow(60),
       scopes: ['read:jira-work', 'offline_access'],
+      missingScopes: ['read:me'],
       nextDueAt: minutesFromNow(50),
     };
   }
@@ -125,14 +126,20 @@ describe.each(drivers)('RefreshRepository on %s', (driver) => {
     expect(await repository.releaseLease(stale, clock.now())).toBe(false);
   });
 
-  it('keeps the stored refresh token when Atlassian answered without one', async () => {
+  it('keeps the stored refresh token when Atlassian answered without one, and the stored scopes when it named none', async () => {
     const [id] = await seed(1, () => -1);
+    await db.dataSource.query(`UPDATE connections SET scopes = '{read:jira-work}', missing_scopes = '{write:jira-work}' WHERE id = $1`, [
+      id,
+    ]);
     const issuedAt = (await readConnection(db.dataSource, cipher, id)).refreshTokenIssuedAt;
     const [claim] = await repository.claimDue(lease(), clock.now(), 10);
     clock.advance(1000);
-    expect(await save(claim, { ...tokens(id, 'only-access'), refreshToken: null, scopes: [] })).toBe(true);
+    expect(await save(claim, { ...tokens(id, 'only-access'), refreshToken: null, scopes: [], missingScopes: ['x'] })).toBe(true);
     const row = await readConnection(db.dataSource, cipher, id);
     expect(row).toMatchObject({ accessToken: 'only-access', refreshToken: 'rt-0', refreshTokenIssuedAt: issuedAt });
+    expect(await db.dataSource.query(`SELECT scopes, missing_scopes FROM connections WHERE id = $1`, [id])).toEqual([
+      { scopes: ['read:jira-work'], missing_scopes: ['write:jira-work'] },
+    ]);
   });
 
   it('stores a batch row by row: rows that lost their lease are skipped, and only stored rows get their event', async () => {

@@ -235,9 +235,15 @@ describe('sandbox over HTTP', () => {
       await http().post('/sandbox/_control/users').send({ user: 'Bad Name' }).expect(400);
       const settings = await http()
         .post('/sandbox/_control/settings')
-        .send({ accessTokenTtlSeconds: 60, omitRefreshToken: true })
+        .send({ accessTokenTtlSeconds: 60, omitRefreshToken: true, consentLifetimeSeconds: 600 })
         .expect(200);
-      expect(settings.body).toMatchObject({ accessTokenTtlSeconds: 60, reuseLeewaySeconds: 600, omitRefreshToken: true });
+      expect(settings.body).toMatchObject({
+        accessTokenTtlSeconds: 60,
+        reuseLeewaySeconds: 600,
+        omitRefreshToken: true,
+        consentLifetimeSeconds: 600,
+      });
+      await http().post('/sandbox/_control/settings').send({ consentLifetimeSeconds: 0 }).expect(400);
       const shortLived = await connect('short-lived');
       expect(shortLived.expires_in).toBe(60);
       expect(shortLived).not.toHaveProperty('refresh_token');

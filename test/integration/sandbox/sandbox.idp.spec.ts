@@ -402,6 +402,58 @@ describe('SandboxIdentityProvider', () => {
     });
   });
 
+  describe('consent lifetime', () => {
+    it('ends the grant 365 days after consent, whatever the refreshes, and counts each refusal', async () => {
+      const { idp, clock } = setup();
+      let tokens = await connect(idp);
+      for (let day = 60; day <= 360; day += 60) {
+        clock.advanceSeconds(60 * DAY_SECONDS);
+        tokens = tokensOf(await refresh(idp, tokens.refresh_token));
+      }
+      clock.advanceSeconds(5 * DAY_SECONDS - 1800);
+      tokens = tokensOf(await refresh(idp, tokens.refresh_token));
+      clock.advanceSeconds(1799);
+      expect((await idp.me(bearer(tokens.access_token))).status).toBe(200);
+      clock.advanceSeconds(1);
+      expect(await idp.me(bearer(tokens.access_token))).toEqual(UNAUTHORIZED_API);
+      expect(await refresh(idp, tokens.refresh_token)).toEqual(INVALID_REFRESH);
+      expect(idp.stats()).toMatchObject({ consentsExpired: 1, grantsRevoked: 0 });
+    });
+
+    it('starts another year when the user consents again before the end', async () => {
+      const { idp, clock } = setup();
+      let tokens = await connect(idp);
+      clock.advanceSeconds(300 * DAY_SECONDS);
+      tokens = await connect(idp);
+      for (let day = 360; day <= 660; day += 60) {
+        clock.advanceSeconds(60 * DAY_SECONDS);
+        tokens = tokensOf(await refresh(idp, tokens.refresh_token));
+      }
+      expect(idp.stats().consentsExpired).toBe(0);
+    });
+
+    it('starts a new grant when the user consents after the end: the old tokens stay dead', async () => {
+      const { idp, clock } = setup();
+      idp.updateSettings({ refreshInactivitySeconds: 400 * DAY_SECONDS });
+      const old = await connect(idp);
+      clock.advanceSeconds(365 * DAY_SECONDS);
+      const fresh = await connect(idp);
+      expect((await refresh(idp, fresh.refresh_token)).status).toBe(200);
+      expect(await refresh(idp, old.refresh_token)).toEqual(INVALID_REFRESH);
+    });
+
+    it('can be shortened for tests, for grants already given too', async () => {
+      const { idp, clock } = setup();
+      const tokens = await connect(idp);
+      expect(idp.updateSettings({ consentLifetimeSeconds: 3600 })).toMatchObject({ consentLifetimeSeconds: 3600 });
+      clock.advanceSeconds(3599);
+      const next = tokensOf(await refresh(idp, tokens.refresh_token));
+      clock.advanceSeconds(1);
+      expect(await refresh(idp, next.refresh_token)).toEqual(INVALID_REFRESH);
+      expect(idp.stats().consentsExpired).toBe(1);
+    });
+  });
+
   describe('faults and resets', () => {
     it('answers the next N calls with the chosen status, then recovers', async () => {
       const { idp } = setup();
