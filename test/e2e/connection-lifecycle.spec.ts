@@ -7,6 +7,7 @@ import { callApi, errorOf, userPath } from '../utils/api.js';
 import { startTestApp, type TestApp } from '../utils/app.js';
 import { ManualClock, outboxEvents, seedConnection } from '../utils/connections.js';
 import { createTestDatabase, describePostgres, type TestDatabase } from '../utils/database.js';
+import { eventually } from '../utils/eventually.js';
 import { connectionRows, connectUser, consent, dataSourceOf, sandboxControl, startSignIn, TestBrowser } from './connect-browser.js';
 
 const DAY = 86_400_000;
@@ -399,10 +400,9 @@ describePostgres('the lifecycle checks in the running service', () => {
       accessTokenExpiresAt: new Date(Date.now() + 60 * MINUTE),
       consentedAt: new Date(Date.now() - 360 * DAY),
     });
-    const deadline = Date.now() + 15_000;
-    while (!typesOf(await eventsOf(app, 'ticked')).includes('connection.reconsent_due')) {
-      if (Date.now() > deadline) throw new Error('no connection.reconsent_due within 15 s');
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    await eventually(
+      async () => typesOf(await eventsOf(app, 'ticked')),
+      (types) => types.includes('connection.reconsent_due'),
+    );
   }, 30_000);
 });
