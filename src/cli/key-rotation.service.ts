@@ -1,3 +1,4 @@
+import { type ConnectionTokenColumn, connectionTokenContext } from '../connections/connection-token-context.js';
 import { type SealedValue, TokenCipher, TokenDecryptionError } from '../crypto/token-cipher.js';
 import { type KeyRotationRepository, type ResealedTokens, type StaleTokenCount, type StoredTokens } from './key-rotation.repository.js';
 
@@ -20,8 +21,6 @@ export interface RotationReport {
   /** Connections still holding a token under an old key after the run. */
   readonly remaining: StaleTokenCount;
 }
-
-type TokenColumn = 'access_token' | 'refresh_token';
 
 /**
  * Re-encrypts every token not under the first key of TOKEN_ENCRYPTION_KEYS, batch by batch. Each batch commits on
@@ -84,9 +83,9 @@ export class KeyRotationService {
     }
   }
 
-  private resealOne(rowId: string, column: TokenColumn, value: SealedValue | null): SealedValue | null {
+  private resealOne(rowId: string, column: ConnectionTokenColumn, value: SealedValue | null): SealedValue | null {
     if (!value || !this.cipher.isStale(value.keyId)) return value;
-    const context = { table: 'connections', rowId, column };
+    const context = connectionTokenContext(rowId, column);
     return this.cipher.seal(this.cipher.open(value, context), context);
   }
 }

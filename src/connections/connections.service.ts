@@ -6,6 +6,7 @@ import { Clock } from '../common/clock.js';
 import { AppConfig } from '../config/app-config.js';
 import { TokenCipher } from '../crypto/token-cipher.js';
 import { OutboxRepository } from '../webhooks/outbox.repository.js';
+import { connectionTokenContext } from './connection-token-context.js';
 import { type ConnectedValues, ConnectionsRepository } from './connections.repository.js';
 
 /** A user's fresh consent: tokens straight from the code exchange, the account from /me, the sites. */
@@ -81,8 +82,8 @@ export class ConnectionsService {
       userId: connection.userId,
       atlassianAccountId: connection.atlassianAccountId,
       scopes: connection.scopes,
-      accessToken: this.cipher.seal(connection.accessToken, { table: 'connections', rowId: id, column: 'access_token' }),
-      refreshToken: this.cipher.seal(connection.refreshToken, { table: 'connections', rowId: id, column: 'refresh_token' }),
+      accessToken: this.cipher.seal(connection.accessToken, connectionTokenContext(id, 'access_token')),
+      refreshToken: this.cipher.seal(connection.refreshToken, connectionTokenContext(id, 'refresh_token')),
       accessTokenExpiresAt: expiresAt,
       dueAt,
       now,
