@@ -1,9 +1,8 @@
-import type { AppConfig } from '../config/app-config.js';
+import { ALWAYS_REQUESTED_SCOPES, type AppConfig } from '../config/app-config.js';
 import type { OutboxBacklog } from '../webhooks/webhook-delivery.repository.js';
 import { type Check, describeDuration, fingerprint, printableUrl } from './cli-output.js';
 
 export const CALLBACK_PATH = '/auth/atlassian/callback';
-export const REQUIRED_SCOPES = ['offline_access', 'read:me'] as const;
 export const MAX_CLOCK_SKEW_MS = 30_000;
 const ATLASSIAN_AUTH_URL = 'https://auth.atlassian.com';
 const ATLASSIAN_API_URL = 'https://api.atlassian.com';
@@ -81,7 +80,7 @@ export function checkCallbackRoute(config: AppConfig): Check {
 }
 
 export function checkScopes(config: AppConfig): Check {
-  const missing = REQUIRED_SCOPES.filter((scope) => !config.atlassian.scopes.includes(scope));
+  const missing = ALWAYS_REQUESTED_SCOPES.filter((scope) => !config.atlassian.scopes.includes(scope));
   const list = config.atlassian.scopes.join(' ');
   if (missing.length > 0) {
     return {
@@ -92,7 +91,7 @@ export function checkScopes(config: AppConfig): Check {
   }
   return {
     status: 'ok',
-    text: `Scopes include offline_access and read:me: ${list} (each must also be added to the app in the developer console)`,
+    text: `Scopes include ${ALWAYS_REQUESTED_SCOPES.join(' and ')}: ${list} (each must also be added to the app in the developer console)`,
   };
 }
 
