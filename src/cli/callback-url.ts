@@ -1,11 +1,8 @@
+import { hasPercentEscape, inspectCode as inspectCodeCharacters } from '../oauth/callback-diagnosis.js';
+import { SECRET_LENGTH as STATE_LENGTH } from '../oauth/secrets.js';
 import type { Check } from './cli-output.js';
 
-/** The service's states are 32 random bytes in base64url (src/oauth/secrets.ts). */
-export const STATE_LENGTH = 43;
 const URL_SAFE = /^[A-Za-z0-9_-]+$/;
-/** What a code from Atlassian is made of; anything else came from somewhere else. */
-const CODE_CHARACTERS = /^[A-Za-z0-9._~+/=-]+$/;
-const PERCENT_ESCAPE = /%[0-9A-Fa-f]{2}/;
 const COPIED_PUNCTUATION = /[)"'>.,;\]]$/;
 
 /** Another value a damaged state may have had before the damage, worth looking up too. */
@@ -171,7 +168,7 @@ function inspectValue(name: string, parameter: RawParameter): Check[] {
     findings.push({ status: 'fail', text: `${name} is empty` });
     return findings;
   }
-  if (/%25/i.test(raw) || (value !== null && PERCENT_ESCAPE.test(value))) {
+  if (/%25/i.test(raw) || (value !== null && hasPercentEscape(value))) {
     findings.push({
       status: 'fail',
       text: `${name} is URL-encoded twice ("%25" is an encoded "%"): the service receives %-sequences instead of the characters`,
@@ -194,18 +191,19 @@ function inspectValue(name: string, parameter: RawParameter): Check[] {
   return findings;
 }
 
+/** What the rejected-code diagnosis looks at, so the command and the callback page judge a code alike. */
 function inspectCode(code: RawParameter): Check[] {
-  if (code.value === null || code.value === '' || PERCENT_ESCAPE.test(code.value) || /\s/.test(code.value)) return [];
-  if (!CODE_CHARACTERS.test(code.value)) {
-    return [{ status: 'warn', text: 'code holds characters unusual for an Atlassian code: it may have been altered on the way' }];
-  }
-  return [];
+  if (code.value === null || code.value === '') return [];
+  const inspection = inspectCodeCharacters(code.value);
+  // Escapes and spaces are reported above, as damage any parameter can suffer.
+  if (inspection.percentEscapes || inspection.whitespace || !inspection.unusualCharacters) return [];
+  return [{ status: 'warn', text: 'code holds characters unusual for an Atlassian code: it may have been altered on the way' }];
 }
 
 function inspectState(state: RawParameter): Check[] {
   const value = state.value;
   if (value === null || value === '' || !URL_SAFE.test(value)) {
-    return value && !PERCENT_ESCAPE.test(value) && !/\s/.test(value)
+    return value && !hasPercentEscape(value) && !/\s/.test(value)
       ? [
           {
             status: 'fail',
