@@ -1,11 +1,16 @@
-import { DataSource } from 'typeorm';
+import type { INestApplicationContext } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import type { Clock } from '../common/clock.js';
 import type { AppConfig } from '../config/app-config.js';
-import { dataSourceOptions } from '../database/data-source.js';
 import { printableUrl } from './cli-output.js';
+import { CliModule } from './cli.module.js';
 
-/** The command's own connection, defined exactly as the service's; nothing is migrated or created by opening it. */
-export async function openDatabase(config: AppConfig): Promise<DataSource> {
-  return new DataSource(dataSourceOptions(config)).initialize();
+/**
+ * The command's own application context: the service's configuration, database definition and services, nothing
+ * migrated or scheduled. Fails with the database's own error when it cannot be opened.
+ */
+export function openCommandContext(config: AppConfig, clock: Clock): Promise<INestApplicationContext> {
+  return NestFactory.createApplicationContext(CliModule.register({ config, clock }), { logger: false, abortOnError: false });
 }
 
 /** Where the database is, fit to print (no password). */

@@ -1,19 +1,14 @@
-import type { DataSource } from 'typeorm';
+import type { INestApplicationContext } from '@nestjs/common';
 import { AtlassianClient } from '../atlassian/atlassian.client.js';
 import type { Clock } from '../common/clock.js';
 import { type AppConfig, ConfigValidationError, loadConfig } from '../config/app-config.js';
-import { TokenCipher } from '../crypto/token-cipher.js';
-import { OAuthStatesRepository } from '../oauth/oauth-states.repository.js';
-import { WebhookDeliveryRepository } from '../webhooks/webhook-delivery.repository.js';
-import { describeDatabase, openDatabase } from './cli-database.js';
+import { TokenKeyRotationService } from '../connections/token-key-rotation.service.js';
+import { OperatorService } from '../operator/operator.service.js';
+import { describeDatabase, openCommandContext } from './cli-database.js';
 import type { Print } from './cli-output.js';
-import { ConnectionStatusRepository } from './connection-status.repository.js';
 import { connectionsSummary } from './connections.command.js';
 import { doctor } from './doctor.command.js';
-import { DoctorRepository } from './doctor.repository.js';
 import { explainCallback } from './explain-callback.command.js';
-import { KeyRotationRepository } from './key-rotation.repository.js';
-import { KeyRotationService } from './key-rotation.service.js';
 import { rotateKeys } from './rotate-keys.command.js';
 
 export const USAGE = `usage: npm run cli -- <command>
@@ -49,66 +44,54 @@ export async function runCli(argv: readonly string[], context: CliContext): Prom
         clock: context.clock,
         dataDir: context.dataDir,
         openDatabase: async (config) => {
-          const dataSource = await openDatabase(config);
-          const repository = new DoctorRepository(dataSource);
+          const app = await openCommandContext(config, context.clock);
+          const operator = app.get(OperatorService);
           return {
             location: describeDatabase(config),
-            serverTime: () => repository.serverTime(),
-            appliedMigrations: () => repository.appliedMigrations(),
-            webhookBacklog: () => new WebhookDeliveryRepository(dataSource).backlog(),
-            close: () => dataSource.destroy(),
+            serverTime: () => operator.serverTime(),
+            appliedMigrations: () => operator.appliedMigrations(),
+            webhookBacklog: () => operator.webhookBacklog(),
+            close: () => app.close(),
           };
         },
       });
     case 'connections':
       if (!expectArguments(positional, flags, [], [], print)) return 1;
-      return withDatabase(context, (_config, dataSource) => {
-        const statuses = new ConnectionStatusRepository(dataSource);
-        const outbox = new WebhookDeliveryRepository(dataSource);
-        return connectionsSummary(
-          {
-            snapshot: (now, unresolvedBefore, examples) => statuses.snapshot(now, unresolvedBefore, examples),
-            webhookBacklog: () => outbox.backlog(),
-          },
-          context.clock,
-          print,
-        );
-      });
+      return withDatabase(context, (_config, app) => connectionsSummary(app.get(OperatorService), print));
     case 'rotate-keys':
       if (!expectArguments(positional, flags, [], ['--dry-run'], print)) return 1;
-      return withDatabase(context, (config, dataSource) => {
-        const service = new KeyRotationService(new KeyRotationRepository(dataSource), new TokenCipher(config));
-        return rotateKeys(
-          service,
+      return withDatabase(context, (config, app) =>
+        rotateKeys(
+          app.get(TokenKeyRotationService),
           config.encryption.keys.map((k) => k.id),
           flags.has('--dry-run'),
           print,
-        );
-      });
+        ),
+      );
     case 'explain-callback': {
       if (!expectArguments(positional, flags, ['<url>'], ['--exchange'], print)) return 1;
       const config = loadConfigOrReport(context);
       if (!config) return 1;
       // The URL itself is explained even when the database cannot be reached; only the state lookup needs it.
-      let dataSource: DataSource | undefined;
+      let app: INestApplicationContext | undefined;
       let unreachable = '';
       try {
-        dataSource = await openDatabase(config);
+        app = await openCommandContext(config, context.clock);
       } catch (error) {
         unreachable = `database unreachable at ${describeDatabase(config)}: ${(error as Error).message}`;
       }
-      const states = dataSource && new OAuthStatesRepository(dataSource);
+      const operator = app?.get(OperatorService);
       const atlassian = new AtlassianClient(config);
       try {
         return await explainCallback(positional[0], {
           print,
           clock: context.clock,
           config,
-          findState: (hash) => (states ? states.findByHash(hash) : Promise.reject(new Error(unreachable))),
+          findState: (hash) => (operator ? operator.findState(hash) : Promise.reject(new Error(unreachable))),
           exchange: flags.has('--exchange') ? (code) => atlassian.exchangeCode(code) : undefined,
         });
       } finally {
-        await dataSource?.destroy();
+        await app?.close();
       }
     }
     case undefined:
@@ -152,19 +135,22 @@ function loadConfigOrReport(context: CliContext): AppConfig | undefined {
 }
 
 /** Loads the configuration and opens the database for a command; reports either failing, without a stack trace. */
-async function withDatabase(context: CliContext, work: (config: AppConfig, dataSource: DataSource) => Promise<number>): Promise<number> {
+async function withDatabase(
+  context: CliContext,
+  work: (config: AppConfig, app: INestApplicationContext) => Promise<number>,
+): Promise<number> {
   const config = loadConfigOrReport(context);
   if (!config) return 1;
-  let dataSource: DataSource;
+  let app: INestApplicationContext;
   try {
-    dataSource = await openDatabase(config);
+    app = await openCommandContext(config, context.clock);
   } catch (error) {
     context.print(`✗ Database unreachable at ${describeDatabase(config)}: ${(error as Error).message}`);
     return 1;
   }
   try {
-    return await work(config, dataSource);
+    return await work(config, app);
   } finally {
-    await dataSource.destroy();
+    await app.close();
   }
 }

@@ -26,3 +26,17 @@ import { runMigrations } from './migrator.js';
   ],
 })
 export class DatabaseModule {}
+
+/**
+ * The database as an operator's command opens it: the service's definition, nothing migrated, and a failure reported
+ * at once instead of retried (the command tells the person what to check).
+ */
+@Module({
+  imports: [
+    TypeOrmModule.forRootAsync({
+      inject: [AppConfig],
+      useFactory: (config: AppConfig) => ({ ...dataSourceOptions(config), toRetry: () => false }),
+    }),
+  ],
+})
+export class CommandDatabaseModule {}
