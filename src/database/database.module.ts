@@ -2,7 +2,7 @@ import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { DataSource, type DataSourceOptions } from 'typeorm';
 import { AppConfig } from '../config/app-config.js';
-import { dataSourceOptions } from './data-source.js';
+import { dataSourceOptions, EMBEDDED_OWNERS } from './data-source.js';
 import { runMigrations } from './migrator.js';
 
 @Module({
@@ -10,7 +10,7 @@ import { runMigrations } from './migrator.js';
     TypeOrmModule.forRootAsync({
       inject: [AppConfig],
       useFactory: (config: AppConfig) => ({
-        ...dataSourceOptions(config),
+        ...dataSourceOptions(config, EMBEDDED_OWNERS.service),
         migrationsRun: config.database.migrationsRun,
         retryAttempts: 20,
         retryDelay: 3_000,
@@ -35,7 +35,7 @@ export class DatabaseModule {}
   imports: [
     TypeOrmModule.forRootAsync({
       inject: [AppConfig],
-      useFactory: (config: AppConfig) => ({ ...dataSourceOptions(config), toRetry: () => false }),
+      useFactory: (config: AppConfig) => ({ ...dataSourceOptions(config, EMBEDDED_OWNERS.command), toRetry: () => false }),
     }),
   ],
 })
