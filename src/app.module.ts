@@ -10,6 +10,7 @@ import { HealthModule } from './health/health.module.js';
 import { LoggingModule } from './logging/logging.module.js';
 import { MetricsModule } from './metrics/metrics.module.js';
 import { OAuthModule } from './oauth/oauth.module.js';
+import { OperatorServerModule } from './operator/operator-server.module.js';
 import { RefreshModule } from './refresh/refresh.module.js';
 import { SandboxModule } from './sandbox/sandbox.module.js';
 import { SitesModule } from './sites/sites.module.js';
@@ -35,6 +36,7 @@ export class AppModule {
         RefreshModule,
         SitesModule,
         RateLimitModule,
+        OperatorServerModule,
         ...sandboxModules(options),
       ],
     };

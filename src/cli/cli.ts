@@ -1,10 +1,9 @@
-import type { INestApplicationContext } from '@nestjs/common';
 import { AtlassianClient } from '../atlassian/atlassian.client.js';
 import type { Clock } from '../common/clock.js';
-import { type AppConfig, ConfigValidationError, loadConfig } from '../config/app-config.js';
+import { AppConfig, ConfigValidationError, loadConfig } from '../config/app-config.js';
 import { TokenKeyRotationService } from '../connections/token-key-rotation.service.js';
-import { OperatorService } from '../operator/operator.service.js';
-import { describeDatabase, openCommandContext } from './cli-database.js';
+import type { ServiceDescription } from '../operator/operator.service.js';
+import { type CommandDatabase, CommandRefusedError, describeDatabase, openCommandDatabase } from './cli-database.js';
 import type { Print } from './cli-output.js';
 import { connectionsSummary } from './connections.command.js';
 import { doctor } from './doctor.command.js';
@@ -44,54 +43,63 @@ export async function runCli(argv: readonly string[], context: CliContext): Prom
         clock: context.clock,
         dataDir: context.dataDir,
         openDatabase: async (config) => {
-          const app = await openCommandContext(config, context.clock);
-          const operator = app.get(OperatorService);
+          const database = await openCommandDatabase(config, context.clock);
           return {
-            location: describeDatabase(config),
-            serverTime: () => operator.serverTime(),
-            appliedMigrations: () => operator.appliedMigrations(),
-            webhookBacklog: () => operator.webhookBacklog(),
-            close: () => app.close(),
+            location: database.location,
+            serverTime: () => database.reads.serverTime(),
+            appliedMigrations: () => database.reads.appliedMigrations(),
+            webhookBacklog: () => database.reads.webhookBacklog(),
+            close: () => database.close(),
           };
         },
       });
     case 'connections':
       if (!expectArguments(positional, flags, [], [], print)) return 1;
-      return withDatabase(context, (_config, app) => connectionsSummary(app.get(OperatorService), print));
+      return withDatabase(context, (_config, database) => connectionsSummary(database.reads, print));
     case 'rotate-keys':
       if (!expectArguments(positional, flags, [], ['--dry-run'], print)) return 1;
-      return withDatabase(context, (config, app) =>
-        rotateKeys(
-          app.get(TokenKeyRotationService),
+      return withDatabase(context, (config, database) => {
+        if (!database.app) {
+          print(
+            `✗ rotate-keys rewrites every token itself, and the running service (pid ${database.service!.pid}) holds ${describeDatabase(config)}: ` +
+              'stop the service (Ctrl-C where npm start runs), run rotate-keys, then start it again.',
+          );
+          return Promise.resolve(1);
+        }
+        return rotateKeys(
+          database.app.get(TokenKeyRotationService),
           config.encryption.keys.map((k) => k.id),
           flags.has('--dry-run'),
           print,
-        ),
-      );
+        );
+      });
     case 'explain-callback': {
       if (!expectArguments(positional, flags, ['<url>'], ['--exchange'], print)) return 1;
-      const config = loadConfigOrReport(context);
-      if (!config) return 1;
+      const loaded = loadConfigOrReport(context);
+      if (!loaded) return 1;
       // The URL itself is explained even when the database cannot be reached; only the state lookup needs it.
-      let app: INestApplicationContext | undefined;
+      let database: CommandDatabase | undefined;
       let unreachable = '';
       try {
-        app = await openCommandContext(config, context.clock);
+        database = await openCommandDatabase(loaded, context.clock);
       } catch (error) {
-        unreachable = `database unreachable at ${describeDatabase(config)}: ${(error as Error).message}`;
+        unreachable =
+          error instanceof CommandRefusedError
+            ? error.message
+            : `database unreachable at ${describeDatabase(loaded)}: ${(error as Error).message}`;
       }
-      const operator = app?.get(OperatorService);
+      const config = database?.service ? asTheServiceSeesIt(loaded, database.service, print) : loaded;
       const atlassian = new AtlassianClient(config);
       try {
         return await explainCallback(positional[0], {
           print,
           clock: context.clock,
           config,
-          findState: (hash) => (operator ? operator.findState(hash) : Promise.reject(new Error(unreachable))),
+          findState: (hash) => (database ? database.reads.findState(hash) : Promise.reject(new Error(unreachable))),
           exchange: flags.has('--exchange') ? (code) => atlassian.exchangeCode(code) : undefined,
         });
       } finally {
-        await app?.close();
+        await database?.close();
       }
     }
     case undefined:
@@ -134,23 +142,39 @@ function loadConfigOrReport(context: CliContext): AppConfig | undefined {
   }
 }
 
+/**
+ * The running service's own callback and authorization addresses over this command's: its states were issued with
+ * them, and its code exchange uses them. Says so when the two configurations differ.
+ */
+function asTheServiceSeesIt(config: AppConfig, service: ServiceDescription, print: Print): AppConfig {
+  const { callbackUrl, authUrl } = config.atlassian;
+  if (service.callbackUrl === callbackUrl && service.authUrl === authUrl) return config;
+  print(
+    `⚠ The running service (pid ${service.pid}) was started with another configuration: its callback URL is ${service.callbackUrl}, ` +
+      `this command's ${callbackUrl}. Using the service's; start both from the same directory and .env.`,
+  );
+  print('');
+  return new AppConfig({ ...config, atlassian: { ...config.atlassian, callbackUrl: service.callbackUrl, authUrl: service.authUrl } });
+}
+
 /** Loads the configuration and opens the database for a command; reports either failing, without a stack trace. */
-async function withDatabase(
-  context: CliContext,
-  work: (config: AppConfig, app: INestApplicationContext) => Promise<number>,
-): Promise<number> {
+async function withDatabase(context: CliContext, work: (config: AppConfig, database: CommandDatabase) => Promise<number>): Promise<number> {
   const config = loadConfigOrReport(context);
   if (!config) return 1;
-  let app: INestApplicationContext;
+  let database: CommandDatabase;
   try {
-    app = await openCommandContext(config, context.clock);
+    database = await openCommandDatabase(config, context.clock);
   } catch (error) {
-    context.print(`✗ Database unreachable at ${describeDatabase(config)}: ${(error as Error).message}`);
+    context.print(
+      error instanceof CommandRefusedError
+        ? `✗ ${error.message}`
+        : `✗ Database unreachable at ${describeDatabase(config)}: ${(error as Error).message}`,
+    );
     return 1;
   }
   try {
-    return await work(config, app);
+    return await work(config, database);
   } finally {
-    await app.close();
+    await database.close();
   }
 }

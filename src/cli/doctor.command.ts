@@ -2,6 +2,7 @@ import { MIGRATIONS } from '../../migrations/index.js';
 import type { Clock } from '../common/clock.js';
 import { type AppConfig, ConfigValidationError, loadConfig } from '../config/app-config.js';
 import type { OutboxBacklog } from '../webhooks/webhook-delivery.repository.js';
+import { CommandRefusedError } from './cli-database.js';
 import { type Check, hasFailure, type Print, printChecks } from './cli-output.js';
 import { checkClock, checkConfiguration, checkMigrations, checkWebhookBacklog } from './doctor.checks.js';
 
@@ -50,11 +51,13 @@ export async function doctor(env: NodeJS.ProcessEnv, deps: DoctorDependencies): 
     database = await deps.openDatabase(config);
   } catch (error) {
     printChecks(print, [
-      {
-        status: 'fail',
-        text: `Database unreachable: ${(error as Error).message}`,
-        fix: 'Check DATABASE_URL (host, port, user, database name) and that PostgreSQL is running and reachable from here.',
-      },
+      error instanceof CommandRefusedError
+        ? { status: 'fail', text: error.message }
+        : {
+            status: 'fail',
+            text: `Database unreachable: ${(error as Error).message}`,
+            fix: 'Check DATABASE_URL (host, port, user, database name) and that PostgreSQL is running and reachable from here.',
+          },
     ]);
     return 1;
   }

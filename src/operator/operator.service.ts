@@ -1,4 +1,6 @@
 import { Injectable } from '@nestjs/common';
+import { Clock } from '../common/clock.js';
+import { AppConfig } from '../config/app-config.js';
 import { DatabaseStatusRepository } from '../database/database-status.repository.js';
 import { type OAuthStateRecord, OAuthStatesRepository } from '../oauth/oauth-states.repository.js';
 import { type RefreshStatusSnapshot, RefreshStatusService } from '../refresh/refresh-status.service.js';
@@ -19,14 +21,35 @@ export interface OperatorReads {
   findState(stateHash: string): Promise<OAuthStateRecord | undefined>;
 }
 
+/** Which service answers, and the addresses it works with: a command compares them with its own configuration. */
+export interface ServiceDescription {
+  readonly pid: number;
+  readonly startedAt: Date;
+  readonly publicUrl: string;
+  readonly callbackUrl: string;
+  /** Where it sends authorization requests and code exchanges (the sandbox under PUBLIC_URL, or Atlassian). */
+  readonly authUrl: string;
+}
+
 @Injectable()
 export class OperatorService implements OperatorReads {
+  private readonly startedAt: Date;
+
   constructor(
+    private readonly config: AppConfig,
+    clock: Clock,
     private readonly database: DatabaseStatusRepository,
     private readonly outbox: WebhookDeliveryRepository,
     private readonly refresh: RefreshStatusService,
     private readonly states: OAuthStatesRepository,
-  ) {}
+  ) {
+    this.startedAt = clock.now();
+  }
+
+  describe(): ServiceDescription {
+    const { publicUrl, atlassian } = this.config;
+    return { pid: process.pid, startedAt: this.startedAt, publicUrl, callbackUrl: atlassian.callbackUrl, authUrl: atlassian.authUrl };
+  }
 
   serverTime(): Promise<Date> {
     return this.database.serverTime();
