@@ -5,7 +5,7 @@ import { CoreModule } from '../config/config.module.js';
 import { ConnectionsRepository } from '../connections/connections.repository.js';
 import { TokenKeyRotationService } from '../connections/token-key-rotation.service.js';
 import { CryptoModule } from '../crypto/crypto.module.js';
-import { CommandDatabaseModule } from '../database/database.module.js';
+import { CommandDatabaseModule } from '../database/command-database.module.js';
 import { OperatorModule } from '../operator/operator.module.js';
 
 export interface CliModuleOptions {
@@ -19,7 +19,7 @@ export class CliModule {
   static register(options: CliModuleOptions): DynamicModule {
     return {
       module: CliModule,
-      imports: [CoreModule.register(options), CommandDatabaseModule, CryptoModule, OperatorModule],
+      imports: [CoreModule.register(options), CommandDatabaseModule.register(), CryptoModule, OperatorModule],
       providers: [ConnectionsRepository, TokenKeyRotationService],
     };
   }

@@ -6,6 +6,7 @@ import type { ServiceDescription } from '../operator/operator.service.js';
 import { type CommandDatabase, CommandRefusedError, describeDatabase, openCommandDatabase } from './cli-database.js';
 import type { Print } from './cli-output.js';
 import { connectionsSummary } from './connections.command.js';
+import { verifyCredentials } from './doctor.checks.js';
 import { doctor } from './doctor.command.js';
 import { explainCallback } from './explain-callback.command.js';
 import { rotateKeys } from './rotate-keys.command.js';
@@ -42,6 +43,7 @@ export async function runCli(argv: readonly string[], context: CliContext): Prom
         print,
         clock: context.clock,
         dataDir: context.dataDir,
+        verifyCredentials: (config) => verifyCredentials(config, (code) => new AtlassianClient(config).exchangeCode(code)),
         openDatabase: async (config) => {
           const database = await openCommandDatabase(config, context.clock);
           return {

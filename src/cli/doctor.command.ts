@@ -18,6 +18,8 @@ export interface DoctorDatabase {
 export interface DoctorDependencies {
   readonly print: Print;
   readonly clock: Clock;
+  /** The credentials tried with Atlassian (see `verifyCredentials`). */
+  readonly verifyCredentials: (config: AppConfig) => Promise<Check>;
   readonly openDatabase: (config: AppConfig) => Promise<DoctorDatabase>;
   /** Where a generated development key lives; the service's default (./data) when absent. */
   readonly dataDir?: string;
@@ -41,7 +43,7 @@ export async function doctor(env: NodeJS.ProcessEnv, deps: DoctorDependencies): 
     print('Database checks skipped: the service would not start with this configuration; fix it first.');
     return 1;
   }
-  const checks: Check[] = checkConfiguration(config);
+  const checks: Check[] = checkConfiguration(config, await deps.verifyCredentials(config));
   printChecks(print, checks);
 
   print('');

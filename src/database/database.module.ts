@@ -26,17 +26,3 @@ import { runMigrations } from './migrator.js';
   ],
 })
 export class DatabaseModule {}
-
-/**
- * The database as an operator's command opens it: the service's definition, nothing migrated, and a failure reported
- * at once instead of retried (the command tells the person what to check).
- */
-@Module({
-  imports: [
-    TypeOrmModule.forRootAsync({
-      inject: [AppConfig],
-      useFactory: (config: AppConfig) => ({ ...dataSourceOptions(config, EMBEDDED_OWNERS.command), toRetry: () => false }),
-    }),
-  ],
-})
-export class CommandDatabaseModule {}
