@@ -49,6 +49,19 @@ export function parseCallbackUrl(pasted: string): ParsedCallback {
     input = input.replace(/\s+/g, '');
   }
 
+  // A whole URL encoded again, as it appears inside another link's query string.
+  if (/^https?%3A%2F%2F/i.test(input)) {
+    const decoded = decodeWhole(input);
+    if (decoded !== null) {
+      findings.push({
+        status: 'fail',
+        text: 'The whole URL was URL-encoded ("://" arrived as %3A%2F%2F): it was copied from inside another link',
+        fix: 'Copy the address from the browser address bar after Atlassian sent it back; the analysis below decodes it once.',
+      });
+      input = decoded;
+    }
+  }
+
   // A callback URL encoded as a whole ("?" as %3F) reaches the service with no query string at all.
   if (!input.includes('?') && /%3F/i.test(input)) {
     const decoded = decodeQueryPart(input);
@@ -62,7 +75,19 @@ export function parseCallbackUrl(pasted: string): ParsedCallback {
     }
   }
 
-  const { location, query, fragment } = splitUrl(input);
+  const split = splitUrl(input);
+  const { location, fragment } = split;
+  let query = split.query;
+  // The query string encoded as a whole after its "?": "=" and "&" arrive as %3D and %26, so one parameter holds the rest.
+  const decodedQuery = decodeWhole(query);
+  if (decodedQuery !== null && callbackKeys(decodedQuery) > callbackKeys(query)) {
+    findings.push({
+      status: 'fail',
+      text: 'The query string was URL-encoded as a whole ("=" and "&" arrived as %3D and %26): the service cannot read the code and the state from it',
+      fix: 'Whatever builds or forwards the callback URL encodes it once too often; pass it through as Atlassian sent it.',
+    });
+    query = decodedQuery;
+  }
   if (location === undefined) {
     return {
       location: null,
@@ -110,7 +135,14 @@ export function parseCallbackUrl(pasted: string): ParsedCallback {
     findings.push({ status: 'fail', text: 'No code and no error: this is not what Atlassian sends back, or it was cut before them' });
   if (code) findings.push(...inspectValue('code', code), ...inspectCode(code));
   if (state) findings.push(...inspectValue('state', state), ...inspectState(state));
-  else findings.push({ status: 'fail', text: 'No state: the service cannot tell which sign-in this belongs to' });
+  else if (code && !error && parameters[parameters.length - 1] === code) {
+    // Atlassian sends the state after the code: a URL that ends in the code lost the rest of itself.
+    findings.push({
+      status: 'fail',
+      text: 'No state, and the URL ends in the code: it was cut short there (Atlassian sends the state after the code), so the code is probably incomplete too',
+      fix: 'Copy the URL again, whole; a chat or mail program may have cut it.',
+    });
+  } else findings.push({ status: 'fail', text: 'No state: the service cannot tell which sign-in this belongs to' });
   if (code && state && findings.every((f) => f.status === 'ok')) {
     findings.push({ status: 'ok', text: 'code and state are present once each, with no sign of double encoding, spaces or truncation' });
   }
@@ -150,6 +182,20 @@ function parseQuery(query: string): RawParameter[] {
       const raw = equals >= 0 ? pair.slice(equals + 1) : '';
       return { name: decodeQueryPart(rawName) ?? rawName, raw, value: decodeQueryPart(raw) };
     });
+}
+
+/** How many of the parameters a callback carries appear as parameters (not inside another one's value). */
+function callbackKeys(query: string): number {
+  return (query.match(/(^|&)(code|state|error)=/g) ?? []).length;
+}
+
+/** Decoded once as a whole; null when its escapes are broken. */
+function decodeWhole(raw: string): string | null {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return null;
+  }
 }
 
 function decodeQueryPart(raw: string): string | null {

@@ -10,6 +10,7 @@ import { verifyCredentials } from './doctor.checks.js';
 import { doctor } from './doctor.command.js';
 import { explainCallback } from './explain-callback.command.js';
 import { rotateKeys } from './rotate-keys.command.js';
+import { sandboxStartedAt } from './sandbox-memory.js';
 
 export const USAGE = `usage: npm run cli -- <command>
 
@@ -99,6 +100,7 @@ export async function runCli(argv: readonly string[], context: CliContext): Prom
           config,
           findState: (hash) => (database ? database.reads.findState(hash) : Promise.reject(new Error(unreachable))),
           exchange: flags.has('--exchange') ? (code) => atlassian.exchangeCode(code) : undefined,
+          sandboxStartedAt: config.atlassian.sandbox ? () => sandboxStartedAt(config.atlassian.authUrl) : undefined,
         });
       } finally {
         await database?.close();
