@@ -5,7 +5,6 @@ import { BaseExceptionFilter, NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import cookieParser from 'cookie-parser';
 import type { Request } from 'express';
-import { Logger } from 'nestjs-pino';
 import { setupApiDocs } from './api/api-docs.js';
 import { isApiPath, securityHeaders } from './api/api-routes.js';
 import { AppModule } from './app.module.js';
@@ -13,12 +12,25 @@ import { ApiErrorFilter } from './common/error.filter.js';
 import { AppExpressAdapter } from './common/express-adapter.js';
 import { AppValidationPipe } from './common/validation.pipe.js';
 import type { CoreOptions } from './config/config.module.js';
+import { AppLogger } from './logging/app-logger.js';
+import { logDestination as defaultLogDestination } from './logging/log-output.js';
+import { loggingParams } from './logging/logging.module.js';
 import { BROWSER_ROUTES_PREFIX, browserRouteHeaders } from './oauth/browser-headers.js';
 
-/** Builds the configured application; `main.ts` listens with it, end-to-end tests drive it over HTTP. */
-export async function createApp(options: CoreOptions): Promise<INestApplication> {
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.register(options), new AppExpressAdapter(), { bufferLogs: true });
-  app.useLogger(app.get(Logger));
+/**
+ * Builds the configured application; `main.ts` listens with it, end-to-end tests drive it over HTTP. Its logger exists
+ * before Nest does, so what happens while it starts is logged as it happens; a start that fails throws.
+ */
+export async function createApp(options: CoreOptions, logger?: AppLogger): Promise<INestApplication> {
+  const logDestination = options.logDestination ?? defaultLogDestination(options.config);
+  const app = await NestFactory.create<NestExpressApplication>(
+    AppModule.register({ ...options, logDestination }),
+    new AppExpressAdapter(),
+    {
+      logger: logger ?? new AppLogger(loggingParams(options.config, logDestination)),
+      abortOnError: false,
+    },
+  );
   app.disable('x-powered-by');
   app.set('query parser', 'extended');
   // An https PUBLIC_URL means a TLS-terminating proxy in front: trust that one hop for the client's address and protocol.

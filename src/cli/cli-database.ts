@@ -2,12 +2,12 @@ import type { INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Clock } from '../common/clock.js';
+import { printableUrl } from '../common/printable-url.js';
 import type { AppConfig } from '../config/app-config.js';
 import { EMBEDDED_OWNERS } from '../database/data-source.js';
 import { EmbeddedDatabaseBusyError, type EmbeddedLockHolder, findEmbeddedLockHolder } from '../database/embedded-lock.js';
 import { operatorSocketPath } from '../operator/operator-socket.js';
 import { type OperatorReads, OperatorService, type ServiceDescription } from '../operator/operator.service.js';
-import { printableUrl } from './cli-output.js';
 import { CliModule } from './cli.module.js';
 import { OperatorClient } from './operator-client.js';
 

@@ -2,7 +2,8 @@ import { AtlassianError } from '../atlassian/atlassian.errors.js';
 import type { TokenSet } from '../atlassian/atlassian.types.js';
 import { ALWAYS_REQUESTED_SCOPES, type AppConfig } from '../config/app-config.js';
 import type { OutboxBacklog } from '../webhooks/webhook-delivery.repository.js';
-import { type Check, describeDuration, fingerprint, printableUrl } from './cli-output.js';
+import { printableUrl } from '../common/printable-url.js';
+import { type Check, describeDuration, fingerprint } from './cli-output.js';
 
 export const CALLBACK_PATH = '/auth/atlassian/callback';
 export const MAX_CLOCK_SKEW_MS = 30_000;
