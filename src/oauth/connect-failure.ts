@@ -118,6 +118,8 @@ export class ConnectFailure extends Error {
     readonly detail: string,
     /** For invalid_grant: which causes are likely and which the service ruled out. */
     readonly diagnosis?: RejectedCodeDiagnosis,
+    /** For state_used, when the browser that finished the sign-in opens its callback again (a reload): how it ended. */
+    readonly finishedWith?: 'connected' | ConnectFailureCode,
   ) {
     super(detail);
     this.name = 'ConnectFailure';

@@ -73,6 +73,15 @@ export function renderSuccessPage(content: SuccessPageContent): string {
   );
 }
 
+/** The browser that finished a sign-in opened its address again (a reload, the back button): nothing more happened. */
+export function renderAlreadyConnectedPage(): string {
+  return page(
+    'ok',
+    'Your Atlassian account is connected',
+    `<p>This sign-in has already finished; opening its address again changes nothing.</p>${next('What next', 'You can close this page and go back to the app.')}`,
+  );
+}
+
 export function renderFailurePage(failure: ConnectFailure, reference?: string): string {
   const { title, advice } = CONNECT_FAILURES[failure.code];
   const causes = failure.diagnosis?.causes ?? [];
