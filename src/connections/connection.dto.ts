@@ -14,7 +14,7 @@ export class ConnectionDto {
   @ApiProperty({
     enum: CONNECTION_STATUSES,
     description:
-      '`active`; `refresh_failing`: Atlassian fails transiently, the service keeps retrying; `reauth_required`: the user must connect again.',
+      'active; refresh_failing: Atlassian fails transiently, the service keeps retrying; reauth_required: the user must connect again.',
   })
   status: ConnectionStatus;
 
@@ -43,7 +43,7 @@ export class ConnectionPageDto {
   @ApiProperty({ type: [ConnectionDto] })
   items: ConnectionDto[];
 
-  @ApiProperty({ type: String, nullable: true, description: 'Pass as `cursor` for the next page; null on the last page.' })
+  @ApiProperty({ type: String, nullable: true, description: 'Pass as cursor for the next page; null on the last page.' })
   nextCursor: string | null;
 }
 
@@ -61,7 +61,7 @@ export class ListConnectionsQueryDto {
   @Max(MAX_PAGE_SIZE)
   limit?: number;
 
-  @ApiPropertyOptional({ description: "The previous page's `nextCursor`, with the same `status`." })
+  @ApiPropertyOptional({ description: "The previous page's nextCursor, with the same status." })
   @IsOptional()
   @IsString()
   @MaxLength(1024)
