@@ -1,6 +1,6 @@
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
-import { type ArgumentsHost, Catch, type INestApplication } from '@nestjs/common';
+import { type ArgumentsHost, Catch, type INestApplication, NotFoundException } from '@nestjs/common';
 import { BaseExceptionFilter, NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import cookieParser from 'cookie-parser';
@@ -52,8 +52,8 @@ export async function createApp(options: CoreOptions, logger?: AppLogger): Promi
 }
 
 /**
- * `{ error: { code, message } }` for every error under /v1. Other routes keep their own answers: health's report,
- * the sandbox's OAuth errors, the browser routes' pages (their own filter), Nest's default elsewhere.
+ * `{ error: { code, message } }` for every error under /v1 and for an address no route serves. Other routes keep their
+ * own answers: health's report, the sandbox's OAuth errors, the browser routes' pages (their own filter).
  */
 @Catch()
 class ApiRoutesErrorFilter extends BaseExceptionFilter {
@@ -61,9 +61,14 @@ class ApiRoutesErrorFilter extends BaseExceptionFilter {
 
   override catch(exception: unknown, host: ArgumentsHost): void {
     const path = host.getType() === 'http' ? host.switchToHttp().getRequest<Request>().path : '';
-    if (isApiPath(path)) this.api.catch(exception, host);
+    if (isApiPath(path) || isUnmatchedRoute(exception)) this.api.catch(exception, host);
     else super.catch(exception, host);
   }
+}
+
+/** Nest's answer to an address no route serves ("Cannot GET /x"): it gets the API's error shape wherever it is asked. */
+function isUnmatchedRoute(exception: unknown): boolean {
+  return exception instanceof NotFoundException && /^Cannot [A-Z]+ /.test(exception.message);
 }
 
 const REFUSALS: Record<string, [status: number, reason: string, text: string]> = {

@@ -7,6 +7,7 @@ import { CryptoModule } from './crypto/crypto.module.js';
 import { CoreModule, type CoreOptions } from './config/config.module.js';
 import { DatabaseModule } from './database/database.module.js';
 import { HealthModule } from './health/health.module.js';
+import { HomeModule } from './home/home.module.js';
 import { LoggingModule } from './logging/logging.module.js';
 import { MetricsModule } from './metrics/metrics.module.js';
 import { OAuthModule } from './oauth/oauth.module.js';
@@ -37,6 +38,7 @@ export class AppModule {
         SitesModule,
         RateLimitModule,
         OperatorServerModule,
+        HomeModule,
         ...sandboxModules(options),
       ],
     };

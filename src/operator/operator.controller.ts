@@ -24,8 +24,9 @@ import { OperatorService, type ServiceDescription } from './operator.service.js'
 @Injectable()
 export class OperatorSocketGuard implements CanActivate {
   canActivate(context: ExecutionContext): boolean {
-    if (isOperatorRequest(context.switchToHttp().getRequest<IncomingMessage>())) return true;
-    throw new NotFoundException();
+    const request = context.switchToHttp().getRequest<IncomingMessage>();
+    if (isOperatorRequest(request)) return true;
+    throw new NotFoundException(`Cannot ${request.method} ${request.url}`);
   }
 }
 
