@@ -14,7 +14,8 @@ import { sandboxStartedAt } from './sandbox-memory.js';
 
 export const USAGE = `usage: npm run cli -- <command>
 
-  doctor                           check the configuration against Atlassian's rules, the database, the clock
+  doctor                           check the configuration against Atlassian's rules, the client id and secret
+                                   with Atlassian itself, the database, the clock
   connections                      connections by status, refresh backlog, refreshes with no stored answer
   rotate-keys [--dry-run]          re-encrypt every token under the first key of TOKEN_ENCRYPTION_KEYS
   explain-callback '<url>' [--exchange]
