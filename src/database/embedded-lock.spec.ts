@@ -71,10 +71,11 @@ describe('the embedded database lock', () => {
   it('lets exactly one of many openers racing for a stale lock have it', async () => {
     (await acquireEmbeddedLock(directory, 'setup')).release();
     writeFileSync(embeddedLockFile(directory), JSON.stringify({ pid: await deadPid(), owner: 'x', since: '', hostname: '', token: 'old' }));
+    // A winner keeps the lock until every racer has answered (its standard input closes), however slowly they start.
     const script = `
       import { acquireEmbeddedLock } from ${JSON.stringify(join(process.cwd(), 'dist/src/database/embedded-lock.js'))};
       acquireEmbeddedLock(process.argv[1], 'racer').then(
-        () => { process.stdout.write('won'); setTimeout(() => process.exit(0), 1500); },
+        () => { process.stdout.write('won'); process.stdin.resume(); process.stdin.on('end', () => process.exit(0)); },
         (error) => { process.stdout.write(error.name); process.exit(0); });`;
     const racers = Array.from({ length: 6 }, () => spawn(process.execPath, ['--input-type=module', '-e', script, directory]));
     const results = await Promise.all(
@@ -82,11 +83,15 @@ describe('the embedded database lock', () => {
         (racer) =>
           new Promise<string>((done) => {
             let output = '';
-            racer.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-            racer.on('exit', () => done(output));
+            racer.stdout.on('data', (chunk: Buffer) => {
+              output += chunk.toString();
+              done(output);
+            });
           }),
       ),
     );
+    for (const racer of racers) racer.stdin.end();
+    await Promise.all(racers.map((racer) => new Promise((done) => (racer.exitCode === null ? racer.on('exit', done) : done(null)))));
     expect(results.filter((r) => r === 'won')).toHaveLength(1);
     expect(results.filter((r) => r === 'EmbeddedDatabaseBusyError')).toHaveLength(5);
   });
