@@ -1,4 +1,7 @@
+import { spawnSync } from 'node:child_process';
+import { resolve } from 'node:path';
 import { Writable } from 'node:stream';
+import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from '@jest/globals';
 import pino from 'pino';
 import { HIGHLIGHT, prettyOutput, wantsPrettyLogs } from './log-output.js';
@@ -40,5 +43,18 @@ describe('log output', () => {
     expect(output).toMatch(/INFO: GET \/v1\/users\/u\/connection 200 \(7 ms\)\n/);
     expect(output).toMatch(/│ SANDBOX MODE: users connect to the built-in sandbox +│/);
     expect(output).not.toContain('"highlight"');
+  });
+
+  // The built module (`npm test` builds first), on a real standard output.
+  it('pretty: loses no line when the process exits at once (the line that says it stopped)', () => {
+    const module = pathToFileURL(resolve('dist/src/logging/log-output.js')).href;
+    const script = `
+      import pino from 'pino';
+      import { prettyOutput } from ${JSON.stringify(module)};
+      const logger = pino({}, prettyOutput(pino.destination({ dest: 1, sync: true }), false));
+      logger.info('Stopped on SIGTERM in 12 ms');
+      process.exit(0);`;
+    const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    expect(child.stdout).toMatch(/INFO: Stopped on SIGTERM in 12 ms\n$/);
   });
 });

@@ -1,5 +1,5 @@
-import type { DestinationStream } from 'pino';
-import pretty from 'pino-pretty';
+import pino, { type DestinationStream } from 'pino';
+import { prettyFactory } from 'pino-pretty';
 import type { AppConfig } from '../config/app-config.js';
 import { standardOutput } from './turn-output.js';
 
@@ -16,17 +16,16 @@ export function wantsPrettyLogs(config: Pick<AppConfig, 'production'>, stream: {
 
 /** Where the service's log lines go: standard output, pretty at a terminal outside production, JSON lines otherwise. */
 export function logDestination(config: Pick<AppConfig, 'production'>): DestinationStream {
-  return wantsPrettyLogs(config) ? prettyOutput(1, true) : standardOutput();
+  return wantsPrettyLogs(config) ? prettyOutput(pino.destination({ dest: 1, sync: true }), true) : standardOutput();
 }
 
 /**
- * pino-pretty as a plain stream: it receives the JSON line after redaction, so a pretty line can hold no more than the
- * JSON line would. Request lines read "GET /path 200 (12 ms)"; highlighted lines are framed.
+ * Each JSON line, after redaction (so a pretty line can hold no more than the JSON line would), turned into a readable
+ * one and written at once: pino-pretty's own stream works asynchronously and would lose the last lines before an exit.
+ * Request lines read "GET /path 200 (12 ms)"; highlighted lines are framed.
  */
-export function prettyOutput(destination: number | NodeJS.WritableStream, colorize: boolean): DestinationStream {
-  return pretty({
-    destination,
-    sync: true,
+export function prettyOutput(destination: { write(text: string): unknown }, colorize: boolean): DestinationStream {
+  const prettify = prettyFactory({
     colorize,
     translateTime: 'SYS:HH:MM:ss.l',
     ignore: HIDDEN_IN_PRETTY.join(','),
@@ -42,6 +41,7 @@ export function prettyOutput(destination: number | NodeJS.WritableStream, colori
       return `${context}${message}`;
     },
   });
+  return { write: (line: string) => destination.write(prettify(line)) };
 }
 
 /** The message in a box, wrapped to the width of a usual terminal. */
