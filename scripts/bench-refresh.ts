@@ -23,6 +23,7 @@ import { DataSource } from 'typeorm';
 import { AtlassianClient } from '../src/atlassian/atlassian.client.js';
 import { SystemClock } from '../src/common/clock.js';
 import { type AppConfig, loadConfig } from '../src/config/app-config.js';
+import { connectionTokenContext } from '../src/connections/connection-token-context.js';
 import { TokenCipher } from '../src/crypto/token-cipher.js';
 import { dataSourceOptions } from '../src/database/data-source.js';
 import { runMigrations } from '../src/database/migrator.js';
@@ -114,8 +115,8 @@ async function seed(dataSource: DataSource, cipher: TokenCipher, count: number):
     for (let i = start; i < Math.min(count, start + SEED_CHUNK); i++) {
       const id = randomUUID();
       ids.push(id);
-      const access = cipher.seal(`at_seed_${i}`, { table: 'connections', rowId: id, column: 'access_token' });
-      const refresh = cipher.seal(`rt_seed_${i}`, { table: 'connections', rowId: id, column: 'refresh_token' });
+      const access = cipher.seal(`at_seed_${i}`, connectionTokenContext(id, 'access_token'));
+      const refresh = cipher.seal(`rt_seed_${i}`, connectionTokenContext(id, 'refresh_token'));
       [
         id,
         `bench-user-${i}`,

@@ -1,11 +1,10 @@
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
-import { type ArgumentsHost, Catch, type INestApplication } from '@nestjs/common';
+import { type ArgumentsHost, Catch, type INestApplication, NotFoundException } from '@nestjs/common';
 import { BaseExceptionFilter, NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import cookieParser from 'cookie-parser';
 import type { Request } from 'express';
-import { Logger } from 'nestjs-pino';
 import { setupApiDocs } from './api/api-docs.js';
 import { isApiPath, securityHeaders } from './api/api-routes.js';
 import { AppModule } from './app.module.js';
@@ -13,12 +12,25 @@ import { ApiErrorFilter } from './common/error.filter.js';
 import { AppExpressAdapter } from './common/express-adapter.js';
 import { AppValidationPipe } from './common/validation.pipe.js';
 import type { CoreOptions } from './config/config.module.js';
+import { AppLogger } from './logging/app-logger.js';
+import { logDestination as defaultLogDestination } from './logging/log-output.js';
+import { loggingParams } from './logging/logging.module.js';
 import { BROWSER_ROUTES_PREFIX, browserRouteHeaders } from './oauth/browser-headers.js';
 
-/** Builds the configured application; `main.ts` listens with it, end-to-end tests drive it over HTTP. */
-export async function createApp(options: CoreOptions): Promise<INestApplication> {
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.register(options), new AppExpressAdapter(), { bufferLogs: true });
-  app.useLogger(app.get(Logger));
+/**
+ * Builds the configured application; `main.ts` listens with it, end-to-end tests drive it over HTTP. Its logger exists
+ * before Nest does, so what happens while it starts is logged as it happens; a start that fails throws.
+ */
+export async function createApp(options: CoreOptions, logger?: AppLogger): Promise<INestApplication> {
+  const logDestination = options.logDestination ?? defaultLogDestination(options.config);
+  const app = await NestFactory.create<NestExpressApplication>(
+    AppModule.register({ ...options, logDestination }),
+    new AppExpressAdapter(),
+    {
+      logger: logger ?? new AppLogger(loggingParams(options.config, logDestination)),
+      abortOnError: false,
+    },
+  );
   app.disable('x-powered-by');
   app.set('query parser', 'extended');
   // An https PUBLIC_URL means a TLS-terminating proxy in front: trust that one hop for the client's address and protocol.
@@ -40,8 +52,8 @@ export async function createApp(options: CoreOptions): Promise<INestApplication>
 }
 
 /**
- * `{ error: { code, message } }` for every error under /v1. Other routes keep their own answers: health's report,
- * the sandbox's OAuth errors, the browser routes' pages (their own filter), Nest's default elsewhere.
+ * `{ error: { code, message } }` for every error under /v1 and for an address no route serves. Other routes keep their
+ * own answers: health's report, the sandbox's OAuth errors, the browser routes' pages (their own filter).
  */
 @Catch()
 class ApiRoutesErrorFilter extends BaseExceptionFilter {
@@ -49,9 +61,14 @@ class ApiRoutesErrorFilter extends BaseExceptionFilter {
 
   override catch(exception: unknown, host: ArgumentsHost): void {
     const path = host.getType() === 'http' ? host.switchToHttp().getRequest<Request>().path : '';
-    if (isApiPath(path)) this.api.catch(exception, host);
+    if (isApiPath(path) || isUnmatchedRoute(exception)) this.api.catch(exception, host);
     else super.catch(exception, host);
   }
+}
+
+/** Nest's answer to an address no route serves ("Cannot GET /x"): it gets the API's error shape wherever it is asked. */
+function isUnmatchedRoute(exception: unknown): boolean {
+  return exception instanceof NotFoundException && /^Cannot [A-Z]+ /.test(exception.message);
 }
 
 const REFUSALS: Record<string, [status: number, reason: string, text: string]> = {

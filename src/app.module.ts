@@ -7,10 +7,12 @@ import { CryptoModule } from './crypto/crypto.module.js';
 import { CoreModule, type CoreOptions } from './config/config.module.js';
 import { DatabaseModule } from './database/database.module.js';
 import { HealthModule } from './health/health.module.js';
+import { HomeModule } from './home/home.module.js';
 import { LifecycleModule } from './lifecycle/lifecycle.module.js';
 import { LoggingModule } from './logging/logging.module.js';
 import { MetricsModule } from './metrics/metrics.module.js';
 import { OAuthModule } from './oauth/oauth.module.js';
+import { OperatorServerModule } from './operator/operator-server.module.js';
 import { RefreshModule } from './refresh/refresh.module.js';
 import { SandboxModule } from './sandbox/sandbox.module.js';
 import { SitesModule } from './sites/sites.module.js';
@@ -37,6 +39,8 @@ export class AppModule {
         LifecycleModule,
         SitesModule,
         RateLimitModule,
+        OperatorServerModule,
+        HomeModule,
         ...sandboxModules(options),
       ],
     };

@@ -14,8 +14,8 @@ export function setupApiDocs(app: INestApplication): void {
     .setTitle('Atlassian token service')
     .setDescription(
       'Connects your users to Atlassian Cloud through OAuth 2.0 (3LO), keeps their tokens fresh, and answers which sites each ' +
-        'user can reach and a valid access token for them. Every route takes `Authorization: Bearer <API key>`; every error is ' +
-        '`{ "error": { "code", "message" } }`.',
+        'user can reach and a valid access token for them. Every route takes the header Authorization: Bearer <API key>; every ' +
+        'error is { "error": { "code", "message" } }.',
     )
     .setVersion('1')
     .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'One of the keys in API_KEYS.' })

@@ -41,7 +41,7 @@ export function ApiErrors(...codes: ErrorCode[]): MethodDecorator & ClassDecorat
       return ApiResponse({
         status,
         type: ErrorBodyDto,
-        description: shared.map((code) => `\`${code}\``).join(', '),
+        description: shared.join(', '),
         ...(Object.keys(headers).length > 0 ? { headers } : {}),
       });
     }),

@@ -1,11 +1,8 @@
+import { hasPercentEscape, inspectCode as inspectCodeCharacters } from '../oauth/callback-diagnosis.js';
+import { SECRET_LENGTH as STATE_LENGTH } from '../oauth/secrets.js';
 import type { Check } from './cli-output.js';
 
-/** The service's states are 32 random bytes in base64url (src/oauth/secrets.ts). */
-export const STATE_LENGTH = 43;
 const URL_SAFE = /^[A-Za-z0-9_-]+$/;
-/** What a code from Atlassian is made of; anything else came from somewhere else. */
-const CODE_CHARACTERS = /^[A-Za-z0-9._~+/=-]+$/;
-const PERCENT_ESCAPE = /%[0-9A-Fa-f]{2}/;
 const COPIED_PUNCTUATION = /[)"'>.,;\]]$/;
 
 /** Another value a damaged state may have had before the damage, worth looking up too. */
@@ -52,6 +49,19 @@ export function parseCallbackUrl(pasted: string): ParsedCallback {
     input = input.replace(/\s+/g, '');
   }
 
+  // A whole URL encoded again, as it appears inside another link's query string.
+  if (/^https?%3A%2F%2F/i.test(input)) {
+    const decoded = decodeWhole(input);
+    if (decoded !== null) {
+      findings.push({
+        status: 'fail',
+        text: 'The whole URL was URL-encoded ("://" arrived as %3A%2F%2F): it was copied from inside another link',
+        fix: 'Copy the address from the browser address bar after Atlassian sent it back; the analysis below decodes it once.',
+      });
+      input = decoded;
+    }
+  }
+
   // A callback URL encoded as a whole ("?" as %3F) reaches the service with no query string at all.
   if (!input.includes('?') && /%3F/i.test(input)) {
     const decoded = decodeQueryPart(input);
@@ -65,7 +75,19 @@ export function parseCallbackUrl(pasted: string): ParsedCallback {
     }
   }
 
-  const { location, query, fragment } = splitUrl(input);
+  const split = splitUrl(input);
+  const { location, fragment } = split;
+  let query = split.query;
+  // The query string encoded as a whole after its "?": "=" and "&" arrive as %3D and %26, so one parameter holds the rest.
+  const decodedQuery = decodeWhole(query);
+  if (decodedQuery !== null && callbackKeys(decodedQuery) > callbackKeys(query)) {
+    findings.push({
+      status: 'fail',
+      text: 'The query string was URL-encoded as a whole ("=" and "&" arrived as %3D and %26): the service cannot read the code and the state from it',
+      fix: 'Whatever builds or forwards the callback URL encodes it once too often; pass it through as Atlassian sent it.',
+    });
+    query = decodedQuery;
+  }
   if (location === undefined) {
     return {
       location: null,
@@ -113,7 +135,14 @@ export function parseCallbackUrl(pasted: string): ParsedCallback {
     findings.push({ status: 'fail', text: 'No code and no error: this is not what Atlassian sends back, or it was cut before them' });
   if (code) findings.push(...inspectValue('code', code), ...inspectCode(code));
   if (state) findings.push(...inspectValue('state', state), ...inspectState(state));
-  else findings.push({ status: 'fail', text: 'No state: the service cannot tell which sign-in this belongs to' });
+  else if (code && !error && parameters[parameters.length - 1] === code) {
+    // Atlassian sends the state after the code: a URL that ends in the code lost the rest of itself.
+    findings.push({
+      status: 'fail',
+      text: 'No state, and the URL ends in the code: it was cut short there (Atlassian sends the state after the code), so the code is probably incomplete too',
+      fix: 'Copy the URL again, whole; a chat or mail program may have cut it.',
+    });
+  } else findings.push({ status: 'fail', text: 'No state: the service cannot tell which sign-in this belongs to' });
   if (code && state && findings.every((f) => f.status === 'ok')) {
     findings.push({ status: 'ok', text: 'code and state are present once each, with no sign of double encoding, spaces or truncation' });
   }
@@ -155,6 +184,20 @@ function parseQuery(query: string): RawParameter[] {
     });
 }
 
+/** How many of the parameters a callback carries appear as parameters (not inside another one's value). */
+function callbackKeys(query: string): number {
+  return (query.match(/(^|&)(code|state|error)=/g) ?? []).length;
+}
+
+/** Decoded once as a whole; null when its escapes are broken. */
+function decodeWhole(raw: string): string | null {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return null;
+  }
+}
+
 function decodeQueryPart(raw: string): string | null {
   try {
     return decodeURIComponent(raw.replace(/\+/g, ' '));
@@ -171,7 +214,7 @@ function inspectValue(name: string, parameter: RawParameter): Check[] {
     findings.push({ status: 'fail', text: `${name} is empty` });
     return findings;
   }
-  if (/%25/i.test(raw) || (value !== null && PERCENT_ESCAPE.test(value))) {
+  if (/%25/i.test(raw) || (value !== null && hasPercentEscape(value))) {
     findings.push({
       status: 'fail',
       text: `${name} is URL-encoded twice ("%25" is an encoded "%"): the service receives %-sequences instead of the characters`,
@@ -194,18 +237,19 @@ function inspectValue(name: string, parameter: RawParameter): Check[] {
   return findings;
 }
 
+/** What the rejected-code diagnosis looks at, so the command and the callback page judge a code alike. */
 function inspectCode(code: RawParameter): Check[] {
-  if (code.value === null || code.value === '' || PERCENT_ESCAPE.test(code.value) || /\s/.test(code.value)) return [];
-  if (!CODE_CHARACTERS.test(code.value)) {
-    return [{ status: 'warn', text: 'code holds characters unusual for an Atlassian code: it may have been altered on the way' }];
-  }
-  return [];
+  if (code.value === null || code.value === '') return [];
+  const inspection = inspectCodeCharacters(code.value);
+  // Escapes and spaces are reported above, as damage any parameter can suffer.
+  if (inspection.percentEscapes || inspection.whitespace || !inspection.unusualCharacters) return [];
+  return [{ status: 'warn', text: 'code holds characters unusual for an Atlassian code: it may have been altered on the way' }];
 }
 
 function inspectState(state: RawParameter): Check[] {
   const value = state.value;
   if (value === null || value === '' || !URL_SAFE.test(value)) {
-    return value && !PERCENT_ESCAPE.test(value) && !/\s/.test(value)
+    return value && !hasPercentEscape(value) && !/\s/.test(value)
       ? [
           {
             status: 'fail',

@@ -36,20 +36,6 @@ export function fingerprint(secret: string): string {
   return `sha256:${keyFingerprint(secret)}`;
 }
 
-/** A URL fit to print: no password, and no query string (it may carry a token). */
-export function printableUrl(raw: string): string {
-  try {
-    const url = new URL(raw);
-    if (url.password) url.password = '***';
-    const query = url.search ? '?…' : '';
-    url.search = '';
-    url.hash = '';
-    return `${url.toString()}${query}`;
-  } catch {
-    return '(not a URL)';
-  }
-}
-
 /** "2 min 5 s", "3 h 10 min", "4 days": for ages and lags. */
 export function describeDuration(ms: number): string {
   const seconds = Math.max(0, Math.round(ms / 1000));

@@ -1,24 +1,21 @@
-import type { DataSource } from 'typeorm';
 import { AtlassianClient } from '../atlassian/atlassian.client.js';
 import type { Clock } from '../common/clock.js';
-import { type AppConfig, ConfigValidationError, loadConfig } from '../config/app-config.js';
-import { TokenCipher } from '../crypto/token-cipher.js';
-import { OAuthStatesRepository } from '../oauth/oauth-states.repository.js';
-import { WebhookDeliveryRepository } from '../webhooks/webhook-delivery.repository.js';
-import { describeDatabase, openDatabase } from './cli-database.js';
+import { AppConfig, ConfigValidationError, loadConfig } from '../config/app-config.js';
+import { TokenKeyRotationService } from '../connections/token-key-rotation.service.js';
+import type { ServiceDescription } from '../operator/operator.service.js';
+import { type CommandDatabase, CommandRefusedError, describeDatabase, openCommandDatabase } from './cli-database.js';
 import type { Print } from './cli-output.js';
-import { ConnectionStatusRepository } from './connection-status.repository.js';
 import { connectionsSummary } from './connections.command.js';
+import { verifyCredentials } from './doctor.checks.js';
 import { doctor } from './doctor.command.js';
-import { DoctorRepository } from './doctor.repository.js';
 import { explainCallback } from './explain-callback.command.js';
-import { KeyRotationRepository } from './key-rotation.repository.js';
-import { KeyRotationService } from './key-rotation.service.js';
 import { rotateKeys } from './rotate-keys.command.js';
+import { sandboxStartedAt } from './sandbox-memory.js';
 
 export const USAGE = `usage: npm run cli -- <command>
 
-  doctor                           check the configuration against Atlassian's rules, the database, the clock
+  doctor                           check the configuration against Atlassian's rules, the client id and secret
+                                   with Atlassian itself, the database, the clock
   connections                      connections by status, refresh backlog, refreshes with no stored answer
   rotate-keys [--dry-run]          re-encrypt every token under the first key of TOKEN_ENCRYPTION_KEYS
   explain-callback '<url>' [--exchange]
@@ -48,38 +45,33 @@ export async function runCli(argv: readonly string[], context: CliContext): Prom
         print,
         clock: context.clock,
         dataDir: context.dataDir,
+        verifyCredentials: (config) => verifyCredentials(config, (code) => new AtlassianClient(config).exchangeCode(code)),
         openDatabase: async (config) => {
-          const dataSource = await openDatabase(config);
-          const repository = new DoctorRepository(dataSource);
+          const database = await openCommandDatabase(config, context.clock);
           return {
-            location: describeDatabase(config),
-            serverTime: () => repository.serverTime(),
-            appliedMigrations: () => repository.appliedMigrations(),
-            webhookBacklog: () => new WebhookDeliveryRepository(dataSource).backlog(),
-            close: () => dataSource.destroy(),
+            location: database.location,
+            serverTime: () => database.reads.serverTime(),
+            appliedMigrations: () => database.reads.appliedMigrations(),
+            webhookBacklog: () => database.reads.webhookBacklog(),
+            close: () => database.close(),
           };
         },
       });
     case 'connections':
       if (!expectArguments(positional, flags, [], [], print)) return 1;
-      return withDatabase(context, (_config, dataSource) => {
-        const statuses = new ConnectionStatusRepository(dataSource);
-        const outbox = new WebhookDeliveryRepository(dataSource);
-        return connectionsSummary(
-          {
-            snapshot: (now, unresolvedBefore, examples) => statuses.snapshot(now, unresolvedBefore, examples),
-            webhookBacklog: () => outbox.backlog(),
-          },
-          context.clock,
-          print,
-        );
-      });
+      return withDatabase(context, (_config, database) => connectionsSummary(database.reads, print));
     case 'rotate-keys':
       if (!expectArguments(positional, flags, [], ['--dry-run'], print)) return 1;
-      return withDatabase(context, (config, dataSource) => {
-        const service = new KeyRotationService(new KeyRotationRepository(dataSource), new TokenCipher(config));
+      return withDatabase(context, (config, database) => {
+        if (!database.app) {
+          print(
+            `✗ rotate-keys rewrites every token itself, and the running service (pid ${database.service!.pid}) holds ${describeDatabase(config)}: ` +
+              'stop the service (Ctrl-C where npm start runs), run rotate-keys, then start it again.',
+          );
+          return Promise.resolve(1);
+        }
         return rotateKeys(
-          service,
+          database.app.get(TokenKeyRotationService),
           config.encryption.keys.map((k) => k.id),
           flags.has('--dry-run'),
           print,
@@ -87,28 +79,32 @@ export async function runCli(argv: readonly string[], context: CliContext): Prom
       });
     case 'explain-callback': {
       if (!expectArguments(positional, flags, ['<url>'], ['--exchange'], print)) return 1;
-      const config = loadConfigOrReport(context);
-      if (!config) return 1;
+      const loaded = loadConfigOrReport(context);
+      if (!loaded) return 1;
       // The URL itself is explained even when the database cannot be reached; only the state lookup needs it.
-      let dataSource: DataSource | undefined;
+      let database: CommandDatabase | undefined;
       let unreachable = '';
       try {
-        dataSource = await openDatabase(config);
+        database = await openCommandDatabase(loaded, context.clock);
       } catch (error) {
-        unreachable = `database unreachable at ${describeDatabase(config)}: ${(error as Error).message}`;
+        unreachable =
+          error instanceof CommandRefusedError
+            ? error.message
+            : `database unreachable at ${describeDatabase(loaded)}: ${(error as Error).message}`;
       }
-      const states = dataSource && new OAuthStatesRepository(dataSource);
+      const config = database?.service ? asTheServiceSeesIt(loaded, database.service, print) : loaded;
       const atlassian = new AtlassianClient(config);
       try {
         return await explainCallback(positional[0], {
           print,
           clock: context.clock,
           config,
-          findState: (hash) => (states ? states.findByHash(hash) : Promise.reject(new Error(unreachable))),
+          findState: (hash) => (database ? database.reads.findState(hash) : Promise.reject(new Error(unreachable))),
           exchange: flags.has('--exchange') ? (code) => atlassian.exchangeCode(code) : undefined,
+          sandboxStartedAt: config.atlassian.sandbox ? () => sandboxStartedAt(config.atlassian.authUrl) : undefined,
         });
       } finally {
-        await dataSource?.destroy();
+        await database?.close();
       }
     }
     case undefined:
@@ -151,20 +147,39 @@ function loadConfigOrReport(context: CliContext): AppConfig | undefined {
   }
 }
 
+/**
+ * The running service's own callback and authorization addresses over this command's: its states were issued with
+ * them, and its code exchange uses them. Says so when the two configurations differ.
+ */
+function asTheServiceSeesIt(config: AppConfig, service: ServiceDescription, print: Print): AppConfig {
+  const { callbackUrl, authUrl } = config.atlassian;
+  if (service.callbackUrl === callbackUrl && service.authUrl === authUrl) return config;
+  print(
+    `⚠ The running service (pid ${service.pid}) was started with another configuration: its callback URL is ${service.callbackUrl}, ` +
+      `this command's ${callbackUrl}. Using the service's; start both from the same directory and .env.`,
+  );
+  print('');
+  return new AppConfig({ ...config, atlassian: { ...config.atlassian, callbackUrl: service.callbackUrl, authUrl: service.authUrl } });
+}
+
 /** Loads the configuration and opens the database for a command; reports either failing, without a stack trace. */
-async function withDatabase(context: CliContext, work: (config: AppConfig, dataSource: DataSource) => Promise<number>): Promise<number> {
+async function withDatabase(context: CliContext, work: (config: AppConfig, database: CommandDatabase) => Promise<number>): Promise<number> {
   const config = loadConfigOrReport(context);
   if (!config) return 1;
-  let dataSource: DataSource;
+  let database: CommandDatabase;
   try {
-    dataSource = await openDatabase(config);
+    database = await openCommandDatabase(config, context.clock);
   } catch (error) {
-    context.print(`✗ Database unreachable at ${describeDatabase(config)}: ${(error as Error).message}`);
+    context.print(
+      error instanceof CommandRefusedError
+        ? `✗ ${error.message}`
+        : `✗ Database unreachable at ${describeDatabase(config)}: ${(error as Error).message}`,
+    );
     return 1;
   }
   try {
-    return await work(config, dataSource);
+    return await work(config, database);
   } finally {
-    await dataSource.destroy();
+    await database.close();
   }
 }

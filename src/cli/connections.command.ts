@@ -1,21 +1,19 @@
-import type { Clock } from '../common/clock.js';
+import type { RefreshStatusSnapshot } from '../refresh/refresh-status.service.js';
+import { REFRESH_POLICY } from '../refresh/refresh.policy.js';
 import type { OutboxBacklog } from '../webhooks/webhook-delivery.repository.js';
 import { describeDuration, type Print } from './cli-output.js';
-import type { ConnectionStatusSnapshot } from './connection-status.repository.js';
 
-/** Atlassian keeps the previous refresh token usable this long after a refresh: past it, a lost answer cannot be recovered. */
-export const REUSE_LEEWAY_MS = 10 * 60_000;
 const EXAMPLES = 10;
 
 export interface ConnectionsSource {
-  snapshot(now: Date, unresolvedBefore: Date, examples: number): Promise<ConnectionStatusSnapshot>;
+  refreshStatus(examples: number): Promise<RefreshStatusSnapshot>;
   webhookBacklog(): Promise<OutboxBacklog>;
 }
 
 /** `connections`: how the connections are doing, for an operator. */
-export async function connectionsSummary(source: ConnectionsSource, clock: Clock, print: Print): Promise<number> {
-  const now = clock.now();
-  const snapshot = await source.snapshot(now, new Date(now.getTime() - REUSE_LEEWAY_MS), EXAMPLES);
+export async function connectionsSummary(source: ConnectionsSource, print: Print): Promise<number> {
+  const snapshot = await source.refreshStatus(EXAMPLES);
+  const now = snapshot.at;
   const total = Object.values(snapshot.byStatus).reduce((sum, n) => sum + n, 0);
   print(`Connections: ${total}`);
   for (const [status, count] of Object.entries(snapshot.byStatus)) print(`  ${status.padEnd(16)} ${String(count).padStart(8)}`);
@@ -27,7 +25,8 @@ export async function connectionsSummary(source: ConnectionsSource, clock: Clock
   );
   print(`Active connections with an expired access token: ${snapshot.expiredActive}`);
 
-  print(`Refreshes started over 10 minutes ago with no stored answer: ${snapshot.unresolvedCount}`);
+  const leewayMinutes = REFRESH_POLICY.reuseLeewayMs / 60_000;
+  print(`Refreshes started over ${leewayMinutes} minutes ago with no stored answer: ${snapshot.unresolvedCount}`);
   for (const r of snapshot.unresolved) {
     const failures = r.consecutiveFailures > 0 ? `, ${r.consecutiveFailures} failures in a row` : '';
     print(`  ${r.userId}  ${r.status}, started ${describeDuration(now.getTime() - r.attemptedAt.getTime())} ago${failures}`);

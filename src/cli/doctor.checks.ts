@@ -1,21 +1,29 @@
-import type { AppConfig } from '../config/app-config.js';
+import { AtlassianError } from '../atlassian/atlassian.errors.js';
+import type { TokenSet } from '../atlassian/atlassian.types.js';
+import { ALWAYS_REQUESTED_SCOPES, type AppConfig } from '../config/app-config.js';
 import type { OutboxBacklog } from '../webhooks/webhook-delivery.repository.js';
-import { type Check, describeDuration, fingerprint, printableUrl } from './cli-output.js';
+import { printableUrl } from '../common/printable-url.js';
+import { type Check, describeDuration, fingerprint } from './cli-output.js';
 
 export const CALLBACK_PATH = '/auth/atlassian/callback';
-export const REQUIRED_SCOPES = ['offline_access', 'read:me'] as const;
 export const MAX_CLOCK_SKEW_MS = 30_000;
 const ATLASSIAN_AUTH_URL = 'https://auth.atlassian.com';
 const ATLASSIAN_API_URL = 'https://api.atlassian.com';
 const LOCAL_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 
-/** Every check of the configuration against Atlassian's rules and the service's own, in the order they print. */
-export function checkConfiguration(config: AppConfig): Check[] {
+/** Sent as the code when checking the credentials: Atlassian refuses it whatever they are, saying which it refused. */
+export const MADE_UP_CODE = 'doctor-check-not-a-real-code';
+
+/**
+ * Every check of the configuration against Atlassian's rules and the service's own, in the order they print, with the
+ * credentials as `verifyCredentials` found them.
+ */
+export function checkConfiguration(config: AppConfig, credentials: Check): Check[] {
   return [
     checkCallbackUrl(config),
     checkCallbackRoute(config),
     checkScopes(config),
-    checkCredentials(config),
+    credentials,
     checkAtlassianEndpoints(config),
     checkApiKeys(config),
     checkEncryptionKeys(config),
@@ -81,7 +89,7 @@ export function checkCallbackRoute(config: AppConfig): Check {
 }
 
 export function checkScopes(config: AppConfig): Check {
-  const missing = REQUIRED_SCOPES.filter((scope) => !config.atlassian.scopes.includes(scope));
+  const missing = ALWAYS_REQUESTED_SCOPES.filter((scope) => !config.atlassian.scopes.includes(scope));
   const list = config.atlassian.scopes.join(' ');
   if (missing.length > 0) {
     return {
@@ -92,11 +100,16 @@ export function checkScopes(config: AppConfig): Check {
   }
   return {
     status: 'ok',
-    text: `Scopes include offline_access and read:me: ${list} (each must also be added to the app in the developer console)`,
+    text: `Scopes include ${ALWAYS_REQUESTED_SCOPES.join(' and ')}: ${list} (each must also be added to the app in the developer console)`,
   };
 }
 
-export function checkCredentials(config: AppConfig): Check {
+/**
+ * The client id and secret, tried for real: one code exchange with a made-up code. Atlassian authenticates the client
+ * before it looks at the code, so a wrong secret is refused with 401 access_denied and a right one gets the code
+ * refused (403 invalid_grant). Nothing is issued, and no user is needed.
+ */
+export async function verifyCredentials(config: AppConfig, exchange: (code: string) => Promise<TokenSet>): Promise<Check> {
   if (config.atlassian.sandbox) {
     return {
       status: 'warn',
@@ -104,10 +117,39 @@ export function checkCredentials(config: AppConfig): Check {
       fix: 'Create an OAuth 2.0 (3LO) app in the Atlassian developer console and set ATLASSIAN_CLIENT_ID and ATLASSIAN_CLIENT_SECRET.',
     };
   }
-  if (!config.atlassian.clientSecret) {
-    return { status: 'fail', text: 'ATLASSIAN_CLIENT_SECRET is not set', fix: 'Copy the secret of the app from the developer console.' };
+  const endpoint = `${config.atlassian.authUrl}/oauth/token`;
+  try {
+    await exchange(MADE_UP_CODE);
+    return { status: 'ok', text: `Atlassian accepted the client id and secret (client id ${config.atlassian.clientId})` };
+  } catch (error) {
+    if (!(error instanceof AtlassianError)) throw error;
+    const answer = `${error.details.status ?? 'no status'} ${error.details.error ?? error.kind}`;
+    if (error.kind === 'invalid_grant' || error.kind === 'invalid_request') {
+      return {
+        status: 'ok',
+        text: `Atlassian accepted the client id and secret (client id ${config.atlassian.clientId}): only the made-up code sent to check them was refused (${answer})`,
+      };
+    }
+    if (error.kind === 'client_unauthorized') {
+      return {
+        status: 'fail',
+        text: `Atlassian refused the client id and secret (${answer}): ATLASSIAN_CLIENT_SECRET or ATLASSIAN_CLIENT_ID is wrong`,
+        fix: "Copy both again from the app's Settings in the Atlassian developer console; every sign-in and refresh fails until they match.",
+      };
+    }
+    if (error.transient) {
+      return {
+        status: 'warn',
+        text: `Atlassian credentials not checked: ${endpoint} could not be reached (${error.message})`,
+        fix: 'Check that this machine reaches Atlassian (proxy, firewall, DNS), then run doctor again.',
+      };
+    }
+    return {
+      status: 'warn',
+      text: `Atlassian credentials not checked: ${endpoint} answered what a token endpoint does not (${error.message})`,
+      fix: 'Check ATLASSIAN_AUTH_URL: it must be Atlassian’s authorization server (https://auth.atlassian.com).',
+    };
   }
-  return { status: 'ok', text: `Atlassian credentials set: client id ${config.atlassian.clientId}, client secret present` };
 }
 
 export function checkAtlassianEndpoints(config: AppConfig): Check {

@@ -2,6 +2,7 @@ import { MIGRATIONS } from '../../migrations/index.js';
 import type { Clock } from '../common/clock.js';
 import { type AppConfig, ConfigValidationError, loadConfig } from '../config/app-config.js';
 import type { OutboxBacklog } from '../webhooks/webhook-delivery.repository.js';
+import { CommandRefusedError } from './cli-database.js';
 import { type Check, hasFailure, type Print, printChecks } from './cli-output.js';
 import { checkClock, checkConfiguration, checkMigrations, checkWebhookBacklog } from './doctor.checks.js';
 
@@ -17,6 +18,8 @@ export interface DoctorDatabase {
 export interface DoctorDependencies {
   readonly print: Print;
   readonly clock: Clock;
+  /** The credentials tried with Atlassian (see `verifyCredentials`). */
+  readonly verifyCredentials: (config: AppConfig) => Promise<Check>;
   readonly openDatabase: (config: AppConfig) => Promise<DoctorDatabase>;
   /** Where a generated development key lives; the service's default (./data) when absent. */
   readonly dataDir?: string;
@@ -40,7 +43,7 @@ export async function doctor(env: NodeJS.ProcessEnv, deps: DoctorDependencies): 
     print('Database checks skipped: the service would not start with this configuration; fix it first.');
     return 1;
   }
-  const checks: Check[] = checkConfiguration(config);
+  const checks: Check[] = checkConfiguration(config, await deps.verifyCredentials(config));
   printChecks(print, checks);
 
   print('');
@@ -50,11 +53,13 @@ export async function doctor(env: NodeJS.ProcessEnv, deps: DoctorDependencies): 
     database = await deps.openDatabase(config);
   } catch (error) {
     printChecks(print, [
-      {
-        status: 'fail',
-        text: `Database unreachable: ${(error as Error).message}`,
-        fix: 'Check DATABASE_URL (host, port, user, database name) and that PostgreSQL is running and reachable from here.',
-      },
+      error instanceof CommandRefusedError
+        ? { status: 'fail', text: error.message }
+        : {
+            status: 'fail',
+            text: `Database unreachable: ${(error as Error).message}`,
+            fix: 'Check DATABASE_URL (host, port, user, database name) and that PostgreSQL is running and reachable from here.',
+          },
     ]);
     return 1;
   }

@@ -4,8 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { MIGRATIONS } from '../../migrations/index.js';
+import { AtlassianError } from '../atlassian/atlassian.errors.js';
+import type { TokenSet } from '../atlassian/atlassian.types.js';
 import type { Clock } from '../common/clock.js';
 import { type AppConfig, loadConfig } from '../config/app-config.js';
+import type { Check } from './cli-output.js';
 import { doctor, type DoctorDatabase } from './doctor.command.js';
 import {
   checkCallbackRoute,
@@ -15,6 +18,8 @@ import {
   checkMigrations,
   checkProductionReadiness,
   checkWebhookBacklog,
+  MADE_UP_CODE,
+  verifyCredentials,
 } from './doctor.checks.js';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'ats-doctor-'));
@@ -40,9 +45,15 @@ function config(env: Record<string, string>): AppConfig {
   return loadConfig(env, { dataDir });
 }
 
+/** What the credentials check answers when Atlassian accepts the client id and secret. */
+const ACCEPTED: Check = { status: 'ok', text: 'Atlassian accepted the client id and secret' };
+const notCalled = async (): Promise<TokenSet> => {
+  throw new Error('must not be called');
+};
+
 describe('doctor configuration checks', () => {
   it('pass a sound production configuration and print no secret', () => {
-    const checks = checkConfiguration(config(PRODUCTION));
+    const checks = checkConfiguration(config(PRODUCTION), ACCEPTED);
     expect(checks.filter((c) => c.status !== 'ok')).toEqual([]);
     const text = JSON.stringify(checks);
     for (const secret of [API_KEY, CLIENT_SECRET, WEBHOOK_SECRET, KEY, 'db-password-SECRET', 'url-token-SECRET']) {
@@ -71,8 +82,8 @@ describe('doctor configuration checks', () => {
     expect(checkCallbackRoute(config(PRODUCTION)).status).toBe('ok');
   });
 
-  it('note sandbox mode and list what production would refuse', () => {
-    const checks = checkConfiguration(config({}));
+  it('note sandbox mode and list what production would refuse', async () => {
+    const checks = checkConfiguration(config({}), await verifyCredentials(config({}), notCalled));
     expect(checks.find((c) => c.text.startsWith('Sandbox mode'))?.status).toBe('warn');
     expect(checkProductionReadiness(config({})).text).toBe(
       'NODE_ENV=development; production would refuse API_KEYS unset, TOKEN_ENCRYPTION_KEYS unset, ATLASSIAN_CLIENT_ID unset (sandbox); DATABASE_URL unset (embedded database: one process only)',
@@ -128,6 +139,7 @@ describe('doctor command', () => {
       print: (line) => lines.push(line),
       clock,
       dataDir,
+      verifyCredentials: async () => ACCEPTED,
       openDatabase: async () => {
         if (database instanceof Error) throw database;
         return { ...healthy, ...database };
@@ -172,5 +184,56 @@ describe('doctor command', () => {
     const { code, lines } = await run(PRODUCTION, { serverTime: async () => new Date(Date.now() + 45_000) });
     expect(code).toBe(0);
     expect(lines.some((l) => l.startsWith("⚠ This machine's clock is"))).toBe(true);
+  });
+});
+
+describe('doctor credentials check', () => {
+  const production = () => config(PRODUCTION);
+  const refused = (kind: AtlassianError['kind'], status: number, error?: string, description?: string) => async (): Promise<TokenSet> => {
+    throw new AtlassianError(kind, `Atlassian answered ${error ?? status}`, { status, error, description });
+  };
+
+  it.each([
+    [
+      'a right secret: the made-up code is refused as invalid_grant',
+      refused('invalid_grant', 403, 'invalid_grant', 'Invalid authorization code'),
+      'ok',
+      'Atlassian accepted the client id and secret (client id client-id-123): only the made-up code sent to check them was refused (403 invalid_grant)',
+    ],
+    [
+      'a wrong secret: 401 access_denied',
+      refused('client_unauthorized', 401, 'access_denied', 'Unauthorized'),
+      'fail',
+      'Atlassian refused the client id and secret (401 access_denied): ATLASSIAN_CLIENT_SECRET or ATLASSIAN_CLIENT_ID is wrong',
+    ],
+    [
+      'Atlassian out of reach',
+      async (): Promise<TokenSet> => {
+        throw new AtlassianError('network', 'Atlassian could not be reached (ENOTFOUND)');
+      },
+      'warn',
+      'Atlassian credentials not checked: https://auth.atlassian.com/oauth/token could not be reached (Atlassian could not be reached (ENOTFOUND))',
+    ],
+    [
+      'Atlassian failing',
+      refused('unavailable', 503),
+      'warn',
+      'Atlassian credentials not checked: https://auth.atlassian.com/oauth/token could not be reached (Atlassian answered 503)',
+    ],
+  ])('tells %s', async (_case, exchange, status, text) => {
+    const check = await verifyCredentials(production(), exchange);
+    expect(check).toMatchObject({ status, text });
+    expect(JSON.stringify(check)).not.toContain(CLIENT_SECRET);
+  });
+
+  it('sends one made-up code, and never for the sandbox', async () => {
+    const codes: string[] = [];
+    await verifyCredentials(production(), async (code) => {
+      codes.push(code);
+      throw new AtlassianError('invalid_grant', 'x', { status: 403, error: 'invalid_grant' });
+    });
+    expect(codes).toEqual([MADE_UP_CODE]);
+    const sandbox = await verifyCredentials(config({}), notCalled);
+    expect(sandbox).toMatchObject({ status: 'warn', text: expect.stringContaining('Sandbox mode') });
   });
 });

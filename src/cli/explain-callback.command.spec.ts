@@ -178,3 +178,75 @@ describe('explain-callback', () => {
     });
   });
 });
+
+/** Callback URLs as people paste them after something mangled them on the way, and the line that must name the damage. */
+describe('explain-callback on mangled callback URLs', () => {
+  const clean = `${CALLBACK}?code=${CODE}&state=${STATE}`;
+  it.each([
+    [
+      'a code cut short (the URL ends inside it, before the state)',
+      `${CALLBACK}?code=${CODE.slice(0, 20)}`,
+      '✗ No state, and the URL ends in the code: it was cut short there (Atlassian sends the state after the code), so the code is probably incomplete too',
+    ],
+    [
+      'a whole query string URL-encoded after the "?"',
+      `${CALLBACK}?${encodeURIComponent(`code=${CODE}&state=${STATE}`)}`,
+      '✗ The query string was URL-encoded as a whole ("=" and "&" arrived as %3D and %26): the service cannot read the code and the state from it',
+    ],
+    [
+      'a whole query string URL-encoded with its "?"',
+      `${CALLBACK}${encodeURIComponent(`?code=${CODE}&state=${STATE}`)}`,
+      '✗ The whole query string was URL-encoded ("?" arrived as %3F): the service sees no code and no state',
+    ],
+    [
+      'only the "&" before the state encoded',
+      `${CALLBACK}?code=${CODE}%26state%3D${STATE}`,
+      '✗ The query string was URL-encoded as a whole ("=" and "&" arrived as %3D and %26): the service cannot read the code and the state from it',
+    ],
+    [
+      'a whole callback URL encoded again',
+      encodeURIComponent(clean),
+      '✗ The whole URL was URL-encoded ("://" arrived as %3A%2F%2F): it was copied from inside another link',
+    ],
+  ])('%s', async (_case, url, finding) => {
+    const { code, lines } = await explain(url, { [hashSecret(STATE)]: record() });
+    expect(code).toBe(1);
+    expect(lines).toContain(finding);
+    expect(lines).not.toContain('✗ No code and no error: this is not what Atlassian sends back, or it was cut before them');
+    expectNoSecrets(lines);
+  });
+
+  it('a Deny callback (no code) whose state was used: no code was presented', async () => {
+    const denied = record({ consumedAt: new Date(NOW.getTime() - 60_000), outcome: 'access_denied' });
+    const url = `${CALLBACK}?error=access_denied&error_description=User%20did%20not%20authorize%20the%20request&state=${STATE}`;
+    const { lines } = await explain(url, { [hashSecret(STATE)]: denied });
+    expect(lines).toContain(
+      '⚠ Already used 1 min ago (outcome: access_denied): Atlassian sent an error instead of a code, so no code was presented',
+    );
+    expect(lines.join('\n')).not.toContain('its code was presented');
+  });
+
+  it('--exchange after the sandbox restarted: the sandbox forgot its codes, whatever their age or redirect_uri', async () => {
+    const sandboxConfig = loadConfig({ PUBLIC_URL: 'https://tokens.example.com' });
+    const lines: string[] = [];
+    const code = await explainCallback(clean, {
+      print: (line) => lines.push(line),
+      clock: { now: () => NOW },
+      config: sandboxConfig,
+      findState: async () => record({ createdAt: new Date(NOW.getTime() - 12 * 60_000), expiresAt: new Date(NOW.getTime() - 2 * 60_000) }),
+      exchange: async () => {
+        throw new AtlassianError('invalid_grant', 'Atlassian answered invalid_grant: Invalid authorization code', {
+          status: 403,
+          error: 'invalid_grant',
+          description: 'Invalid authorization code',
+        });
+      },
+      sandboxStartedAt: async () => new Date(NOW.getTime() - 5 * 60_000),
+    });
+    expect(code).toBe(1);
+    expect(lines).toContain(
+      '✗ The sandbox forgot this code: it started again 5 min ago (2026-11-27T11:55:00.000Z), after this sign-in began 12 min ago, and it keeps its codes in memory only',
+    );
+    expect(lines.join('\n')).not.toMatch(/likely: |possible: /);
+  });
+});

@@ -4,6 +4,7 @@ import type { Clock } from '../common/clock.js';
 import type { AppConfig } from '../config/app-config.js';
 import { diagnoseRejectedCode, type Verdict } from '../oauth/callback-diagnosis.js';
 import type { OAuthStateRecord } from '../oauth/oauth-states.repository.js';
+import { ENDED_WITHOUT_CODE } from '../oauth/connect-failure.js';
 import { hashSecret } from '../oauth/secrets.js';
 import { type Check, type CheckStatus, describeDuration, hasFailure, maskValue, type Print, printChecks } from './cli-output.js';
 import { parseCallbackUrl, type ParsedCallback } from './callback-url.js';
@@ -16,11 +17,26 @@ export interface ExplainDependencies {
   readonly findState: (stateHash: string) => Promise<OAuthStateRecord | undefined>;
   /** Present with --exchange: sends the code to Atlassian's token endpoint, as the callback would. */
   readonly exchange?: (code: string) => Promise<TokenSet>;
+  /** In sandbox mode: since when the sandbox remembers codes (it keeps them in memory; a restart forgets them). */
+  readonly sandboxStartedAt?: () => Promise<Date | undefined>;
 }
 
 interface FoundState {
   readonly record: OAuthStateRecord;
   readonly undoing: string;
+}
+
+/** The sandbox keeps its codes in memory: a code issued before it last started is unknown to it, whatever else holds. */
+async function sandboxForgot(record: OAuthStateRecord, now: Date, deps: ExplainDependencies): Promise<Check | undefined> {
+  if (!deps.config.atlassian.sandbox || !deps.sandboxStartedAt) return undefined;
+  const startedAt = await deps.sandboxStartedAt().catch(() => undefined);
+  if (!startedAt || startedAt.getTime() <= record.createdAt.getTime()) return undefined;
+  const ago = (at: Date) => describeDuration(now.getTime() - at.getTime());
+  return {
+    status: 'fail',
+    text: `The sandbox forgot this code: it started again ${ago(startedAt)} ago (${startedAt.toISOString()}), after this sign-in began ${ago(record.createdAt)} ago, and it keeps its codes in memory only`,
+    fix: 'Start a new sign-in; the sandbox issues a new code.',
+  };
 }
 
 const VERDICT_LABELS: Record<Verdict, string> = { likely: 'likely', possible: 'possible', unlikely: 'unlikely', ruled_out: 'ruled out' };
@@ -49,7 +65,7 @@ export async function explainCallback(url: string, deps: ExplainDependencies): P
     print('State');
     try {
       found = await findState(parsed, deps);
-      report(stateChecks(found, deps.clock.now(), config));
+      report(stateChecks(found, parsed, deps.clock.now(), config));
     } catch (error) {
       report([{ status: 'fail', text: `State not looked up: ${(error as Error).message}` }]);
       return 1;
@@ -86,7 +102,7 @@ async function findState(parsed: ParsedCallback, deps: ExplainDependencies): Pro
   return undefined;
 }
 
-function stateChecks(found: FoundState | undefined, now: Date, config: AppConfig): Check[] {
+function stateChecks(found: FoundState | undefined, parsed: ParsedCallback, now: Date, config: AppConfig): Check[] {
   if (!found) {
     return [
       {
@@ -117,10 +133,7 @@ function stateChecks(found: FoundState | undefined, now: Date, config: AppConfig
   );
   checks.push(
     record.consumedAt
-      ? {
-          status: 'warn',
-          text: `Already used ${ago(record.consumedAt)} ago (outcome: ${record.outcome ?? 'none recorded'}): its code was presented then, and cannot be used again`,
-        }
+      ? usedState(record, record.consumedAt, parsed, ago)
       : { status: 'ok', text: `Not used yet${record.outcome ? ` (refused before use: ${record.outcome})` : ''}` },
   );
   checks.push(
@@ -133,6 +146,16 @@ function stateChecks(found: FoundState | undefined, now: Date, config: AppConfig
         },
   );
   return checks;
+}
+
+function usedState(record: OAuthStateRecord, consumedAt: Date, parsed: ParsedCallback, ago: (at: Date) => string): Check {
+  const used = `Already used ${ago(consumedAt)} ago (outcome: ${record.outcome ?? 'none recorded'})`;
+  const answeredWithError = parsed.error !== undefined || (ENDED_WITHOUT_CODE as readonly string[]).includes(record.outcome ?? '');
+  if (answeredWithError || parsed.code === undefined) {
+    const why = answeredWithError ? 'Atlassian sent an error instead of a code' : 'the callback carried no code';
+    return { status: 'warn', text: `${used}: ${why}, so no code was presented` };
+  }
+  return { status: 'warn', text: `${used}: its code was presented then, and cannot be used again` };
 }
 
 async function exchangeChecks(parsed: ParsedCallback, found: FoundState | undefined, deps: ExplainDependencies): Promise<Check[]> {
@@ -165,6 +188,8 @@ async function exchangeChecks(parsed: ParsedCallback, found: FoundState | undefi
   } catch (error) {
     if (!(error instanceof AtlassianError)) throw error;
     if ((error.kind === 'invalid_grant' || error.kind === 'invalid_request') && found) {
+      const forgotten = await sandboxForgot(found.record, now, deps);
+      if (forgotten) return [forgotten];
       const diagnosis = diagnoseRejectedCode({
         atlassianError: error.details.error ?? error.kind,
         atlassianDescription: error.details.description,

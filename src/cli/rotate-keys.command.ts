@@ -1,6 +1,6 @@
+import type { StaleTokenCount } from '../connections/connections.repository.js';
+import type { TokenKeyRotationService } from '../connections/token-key-rotation.service.js';
 import type { Print } from './cli-output.js';
-import type { KeyRotationService } from './key-rotation.service.js';
-import type { StaleTokenCount } from './key-rotation.repository.js';
 
 function describeStale(stale: StaleTokenCount): string {
   const perKey = Object.entries(stale.tokensByKey).map(([keyId, n]) => `${n} under "${keyId}"`);
@@ -9,7 +9,12 @@ function describeStale(stale: StaleTokenCount): string {
 }
 
 /** `rotate-keys [--dry-run]`: every token under the first key of TOKEN_ENCRYPTION_KEYS. Exit code 1 if some could not be. */
-export async function rotateKeys(service: KeyRotationService, keyIds: readonly string[], dryRun: boolean, print: Print): Promise<number> {
+export async function rotateKeys(
+  service: TokenKeyRotationService,
+  keyIds: readonly string[],
+  dryRun: boolean,
+  print: Print,
+): Promise<number> {
   const active = service.activeKeyId;
   const stale = await service.preview();
   const unknownKeys = Object.keys(stale.tokensByKey).filter((id) => !keyIds.includes(id));

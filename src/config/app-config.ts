@@ -10,7 +10,8 @@ export interface EncryptionKey {
 /** Client credentials the built-in sandbox identity provider accepts; they protect nothing and are not secrets. */
 export const SANDBOX_CREDENTIALS = { clientId: 'sandbox-client-id', clientSecret: 'sandbox-client-secret' } as const;
 
-const ALWAYS_REQUESTED_SCOPES = ['offline_access', 'read:me'];
+/** Scopes every authorization asks for, whatever ATLASSIAN_SCOPES says: the refresh token, and the account id from /me. */
+export const ALWAYS_REQUESTED_SCOPES: readonly string[] = ['offline_access', 'read:me'];
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 const KEY_ID_PATTERN = /^[A-Za-z0-9_-]{1,32}$/;
 const DEV_KEY_FILE = 'dev-encryption-key';

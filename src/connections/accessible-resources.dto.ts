@@ -3,7 +3,7 @@ import { IsIn, IsOptional } from 'class-validator';
 
 export class AccessibleResourceDto {
   @ApiProperty({
-    description: 'The cloudId: use it in `https://api.atlassian.com/ex/jira/{cloudId}/…`.',
+    description: 'The cloudId: use it in https://api.atlassian.com/ex/jira/{cloudId}/….',
     example: '1324a887-45db-1bf4-1e99-ef0ff456d421',
   })
   id: string;
@@ -39,14 +39,14 @@ export class AccessibleResourcesDto {
   @ApiProperty({ type: String, format: 'date-time', nullable: true, description: 'When these sites were read from Atlassian.' })
   fetchedAt: string | null;
 
-  @ApiPropertyOptional({ type: ResourceChangesDto, description: 'Only with `refresh=true`: what this read changed.' })
+  @ApiPropertyOptional({ type: ResourceChangesDto, description: 'Only with refresh=true: what this read changed.' })
   changes?: ResourceChangesDto;
 }
 
 export class AccessibleResourcesQueryDto {
   @ApiPropertyOptional({
     enum: ['true', 'false'],
-    description: '`true` re-reads the sites from Atlassian (with a valid token) and stores them.',
+    description: 'true re-reads the sites from Atlassian (with a valid token) and stores them.',
   })
   @IsOptional()
   @IsIn(['true', 'false'])

@@ -15,7 +15,7 @@ export class ConnectionDto {
   @ApiProperty({
     enum: CONNECTION_STATUSES,
     description:
-      '`active`; `refresh_failing`: Atlassian fails transiently, the service keeps retrying; `reauth_required`: the user must connect again.',
+      'active; refresh_failing: Atlassian fails transiently, the service keeps retrying; reauth_required: the user must connect again.',
   })
   status: ConnectionStatus;
 
@@ -63,7 +63,7 @@ export class ConnectionPageDto {
   @ApiProperty({ type: [ConnectionDto] })
   items: ConnectionDto[];
 
-  @ApiProperty({ type: String, nullable: true, description: 'Pass as `cursor` for the next page; null on the last page.' })
+  @ApiProperty({ type: String, nullable: true, description: 'Pass as cursor for the next page; null on the last page.' })
   nextCursor: string | null;
 }
 
@@ -83,15 +83,15 @@ export class ListConnectionsQueryDto {
 
   @ApiPropertyOptional({
     description:
-      'Only connections whose consent ends (`consentExpiresAt`) before this ISO 8601 time: those to ask to reconnect. A date alone ' +
-      'is its midnight UTC; a time needs its offset (`Z`, `+02:00`).',
+      'Only connections whose consent ends (consentExpiresAt) before this ISO 8601 time: those to ask to reconnect. A date alone ' +
+      'is its midnight UTC; a time needs its offset (Z, +02:00).',
     example: '2027-03-02T09:00:00Z',
   })
   @IsOptional()
   @IsIsoTime()
   reconsentDueBefore?: string;
 
-  @ApiPropertyOptional({ description: "The previous page's `nextCursor`, with the same `status` and `reconsentDueBefore`." })
+  @ApiPropertyOptional({ description: "The previous page's nextCursor, with the same status and reconsentDueBefore." })
   @IsOptional()
   @IsString()
   @MaxLength(1024)

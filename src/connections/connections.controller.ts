@@ -44,7 +44,7 @@ export class ConnectionsController {
   }
 
   @Get('users/:userId/accessible-resources')
-  @ApiOperation({ summary: 'The Atlassian sites the user can reach, as stored; `refresh=true` re-reads them from Atlassian first' })
+  @ApiOperation({ summary: 'The Atlassian sites the user can reach, as stored; refresh=true re-reads them from Atlassian first' })
   @ApiParam(USER_ID_PARAM)
   @ApiOkResponse({ type: AccessibleResourcesDto })
   @ApiErrors(

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import type { AccessibleResource } from '../atlassian/atlassian.types.js';
-import type { SealedValue } from '../crypto/token-cipher.js';
+import { type SealedValue, storedSealedValue } from '../crypto/token-cipher.js';
 import type { ResourceChange } from './accessible-resource-change.entity.js';
 import type { ConnectionStatus } from './connection.entity.js';
 import { preparedRead } from './prepared-read.js';
@@ -60,6 +60,30 @@ export interface SiteAccess {
   readonly status: ConnectionStatus;
   readonly hasSite: boolean;
 }
+
+/** The tokens of one connection as read for re-encryption, with what the write will compare against. */
+export interface StoredTokens {
+  readonly id: string;
+  readonly version: number;
+  readonly accessToken: SealedValue | null;
+  readonly refreshToken: SealedValue | null;
+}
+
+/** Tokens sealed again, and the row as it was read (what the write compares against). */
+export interface ResealedTokens {
+  readonly read: StoredTokens;
+  readonly accessToken: SealedValue | null;
+  readonly refreshToken: SealedValue | null;
+}
+
+export interface StaleTokenCount {
+  readonly connections: number;
+  /** Tokens not under the active key, per key id that sealed them. */
+  readonly tokensByKey: Readonly<Record<string, number>>;
+}
+
+/** A row holding a token sealed with a key other than $1. */
+const STALE = `(access_token_key_id <> $1 OR refresh_token_key_id <> $1)`;
 
 const FIND_RESOURCES_SQL = `
   SELECT c.user_id AS "userId", c.status, c.resources_fetched_at AS "fetchedAt",
@@ -215,6 +239,84 @@ export class ConnectionsRepository {
        SELECT $1, c.cloud_id, c.change, $4 FROM unnest($2::text[], $3::text[]) AS c(cloud_id, change)`,
       [connectionId, changes.map((c) => c.cloudId), changes.map((c) => c.change), at],
     );
+  }
+
+  /** Tokens not sealed under `activeKeyId`, per key, and the connections holding them. */
+  async countStaleTokens(manager: EntityManager, activeKeyId: string): Promise<StaleTokenCount> {
+    const rows: { key_id: string; tokens: number }[] = await manager.query(
+      `SELECT key_id, count(*)::int AS tokens FROM (
+         SELECT access_token_key_id AS key_id FROM connections WHERE access_token_key_id <> $1
+         UNION ALL
+         SELECT refresh_token_key_id FROM connections WHERE refresh_token_key_id <> $1
+       ) stale GROUP BY key_id ORDER BY key_id`,
+      [activeKeyId],
+    );
+    const [{ connections }]: { connections: number }[] = await manager.query(
+      `SELECT count(*)::int AS connections FROM connections WHERE ${STALE}`,
+      [activeKeyId],
+    );
+    return { connections, tokensByKey: Object.fromEntries(rows.map((r) => [r.key_id, r.tokens])) };
+  }
+
+  /** The next `limit` connections after `afterId` (in id order) holding a token not under `activeKeyId`. */
+  async findStaleTokensAfter(manager: EntityManager, activeKeyId: string, afterId: string | null, limit: number): Promise<StoredTokens[]> {
+    const rows: {
+      id: string;
+      version: number;
+      access_token_ciphertext: string | null;
+      access_token_key_id: string | null;
+      refresh_token_ciphertext: string | null;
+      refresh_token_key_id: string | null;
+    }[] = await manager.query(
+      `SELECT id, version, access_token_ciphertext, access_token_key_id, refresh_token_ciphertext, refresh_token_key_id
+       FROM connections
+       WHERE ${STALE} AND ($2::uuid IS NULL OR id > $2::uuid)
+       ORDER BY id
+       LIMIT $3`,
+      [activeKeyId, afterId, limit],
+    );
+    return rows.map((r) => ({
+      id: r.id,
+      version: r.version,
+      accessToken: storedSealedValue(r.access_token_ciphertext, r.access_token_key_id),
+      refreshToken: storedSealedValue(r.refresh_token_ciphertext, r.refresh_token_key_id),
+    }));
+  }
+
+  /**
+   * Writes re-encrypted tokens in one statement (one commit), each row only if nothing changed it since it was read:
+   * same version (every token write bumps it) and same ciphertexts (in case one ever does not). It never bumps the
+   * version itself: re-encryption changes no token, so a refresh in flight must still be allowed to write its answer.
+   * Returns the ids written; a row left out was changed meanwhile and keeps its newer value.
+   */
+  async replaceTokensIfUnchanged(manager: EntityManager, batch: readonly ResealedTokens[]): Promise<string[]> {
+    if (batch.length === 0) return [];
+    const column = <T>(pick: (r: ResealedTokens) => T): T[] => batch.map(pick);
+    // Wrapped in a SELECT, which both drivers answer with the plain rows.
+    const rows: { id: string }[] = await manager.query(
+      `WITH written AS (
+         UPDATE connections c SET
+           access_token_ciphertext = v.access_ciphertext, access_token_key_id = v.access_key_id,
+           refresh_token_ciphertext = v.refresh_ciphertext, refresh_token_key_id = v.refresh_key_id
+         FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
+           AS v(id, version, read_access, read_refresh, access_ciphertext, access_key_id, refresh_ciphertext, refresh_key_id)
+         WHERE c.id = v.id AND c.version = v.version
+           AND c.access_token_ciphertext IS NOT DISTINCT FROM v.read_access
+           AND c.refresh_token_ciphertext IS NOT DISTINCT FROM v.read_refresh
+         RETURNING c.id)
+       SELECT id FROM written`,
+      [
+        column((r) => r.read.id),
+        column((r) => r.read.version),
+        column((r) => r.read.accessToken?.ciphertext ?? null),
+        column((r) => r.read.refreshToken?.ciphertext ?? null),
+        column((r) => r.accessToken?.ciphertext ?? null),
+        column((r) => r.accessToken?.keyId ?? null),
+        column((r) => r.refreshToken?.ciphertext ?? null),
+        column((r) => r.refreshToken?.keyId ?? null),
+      ],
+    );
+    return rows.map((r) => r.id);
   }
 
   /** Whether the user's connection lists this site, and its status. */

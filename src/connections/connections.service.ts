@@ -8,6 +8,7 @@ import { TokenCipher } from '../crypto/token-cipher.js';
 import { LifecycleService } from '../lifecycle/lifecycle.service.js';
 import { missingScopes } from '../lifecycle/scopes.js';
 import { OutboxRepository } from '../webhooks/outbox.repository.js';
+import { connectionTokenContext } from './connection-token-context.js';
 import { type ConnectedValues, ConnectionsRepository } from './connections.repository.js';
 
 /** A user's fresh consent: tokens straight from the code exchange, the account from /me, the sites. */
@@ -87,8 +88,8 @@ export class ConnectionsService {
       atlassianAccountId: connection.atlassianAccountId,
       scopes: connection.scopes,
       missingScopes: missingScopes(this.config.atlassian.scopes, connection.scopes),
-      accessToken: this.cipher.seal(connection.accessToken, { table: 'connections', rowId: id, column: 'access_token' }),
-      refreshToken: this.cipher.seal(connection.refreshToken, { table: 'connections', rowId: id, column: 'refresh_token' }),
+      accessToken: this.cipher.seal(connection.accessToken, connectionTokenContext(id, 'access_token')),
+      refreshToken: this.cipher.seal(connection.refreshToken, connectionTokenContext(id, 'refresh_token')),
       accessTokenExpiresAt: expiresAt,
       dueAt,
       now,

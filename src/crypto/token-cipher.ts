@@ -11,6 +11,11 @@ export interface SealedValue {
   readonly keyId: string;
 }
 
+/** A stored value from its two columns; null when the row holds none. */
+export function storedSealedValue(ciphertext: string | null, keyId: string | null): SealedValue | null {
+  return ciphertext !== null && keyId !== null ? { ciphertext, keyId } : null;
+}
+
 /**
  * Where a sealed value lives. It is authenticated with the value (GCM additional data), so a ciphertext copied
  * to another row or column no longer opens.

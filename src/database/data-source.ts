@@ -4,11 +4,19 @@ import type { AppConfig } from '../config/app-config.js';
 import { ENTITIES } from './entities.js';
 import { createPGlitePoolClass } from './pglite-pool.js';
 
+/** Who holds the embedded database, as a refused second opener is told. */
+export const EMBEDDED_OWNERS = {
+  service: 'the service',
+  command: 'an operator command (npm run cli)',
+  migrations: 'a migration command (npm run migration:run or migration:revert)',
+} as const;
+
 /**
  * The one data-source definition, used by the Nest app, the migration commands and the tests.
- * With a DATABASE_URL it talks to a Postgres server through `pg`; without one it runs on embedded PGlite.
+ * With a DATABASE_URL it talks to a Postgres server through `pg`; without one it runs on embedded PGlite, which one
+ * process at a time may open: `embeddedOwner` says who this one is when another is refused.
  */
-export function dataSourceOptions(config: Pick<AppConfig, 'database'>): DataSourceOptions {
+export function dataSourceOptions(config: Pick<AppConfig, 'database'>, embeddedOwner = 'another process'): DataSourceOptions {
   const common = {
     type: 'postgres' as const,
     entities: ENTITIES,
@@ -31,7 +39,7 @@ export function dataSourceOptions(config: Pick<AppConfig, 'database'>): DataSour
   }
   return {
     ...common,
-    driver: { Pool: createPGlitePoolClass(config.database.pgliteDir) },
+    driver: { Pool: createPGlitePoolClass(config.database.pgliteDir, embeddedOwner) },
   };
 }
 

@@ -1,7 +1,8 @@
 import { DataSource } from 'typeorm';
 import { ConfigValidationError, loadConfig } from '../config/app-config.js';
 import { readEnvironment } from '../config/env-file.js';
-import { dataSourceOptions } from './data-source.js';
+import { dataSourceOptions, EMBEDDED_OWNERS } from './data-source.js';
+import { EmbeddedDatabaseBusyError } from './embedded-lock.js';
 import { revertLastMigration, runMigrations } from './migrator.js';
 
 /** `npm run migration:run` / `migration:revert`: the same locked runner the service uses at start. */
@@ -10,7 +11,7 @@ async function main(command: string | undefined): Promise<number> {
     process.stderr.write('usage: migrate run|revert\n');
     return 2;
   }
-  const dataSource = new DataSource(dataSourceOptions(loadConfig(readEnvironment())));
+  const dataSource = new DataSource(dataSourceOptions(loadConfig(readEnvironment()), EMBEDDED_OWNERS.migrations));
   await dataSource.initialize();
   try {
     if (command === 'run') {
@@ -29,7 +30,8 @@ async function main(command: string | undefined): Promise<number> {
 main(process.argv[2]).then(
   (code) => process.exit(code),
   (error: unknown) => {
-    process.stderr.write(`${error instanceof ConfigValidationError ? error.message : `Migration failed: ${(error as Error).message}`}\n`);
+    const known = error instanceof ConfigValidationError || error instanceof EmbeddedDatabaseBusyError;
+    process.stderr.write(`${known ? (error as Error).message : `Migration failed: ${(error as Error).message}`}\n`);
     process.exit(1);
   },
 );

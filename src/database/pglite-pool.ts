@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { PGlite } from '@electric-sql/pglite';
+import { acquireEmbeddedLock, type EmbeddedLock } from './embedded-lock.js';
 
 type Release = (error?: unknown) => void;
 type ConnectCallback = (error: unknown, client: PGliteClient | null, release: Release) => void;
@@ -12,14 +13,24 @@ type QueryCallback = (error: unknown, result: unknown) => void;
  * PGlite is a single session, so a pool that handed the same session to two query runners would let one
  * request's statements run inside another's transaction (and be rolled back with it). This pool behaves like
  * `pg.Pool` with `max: 1`: `connect` waits until the previous holder released, so every transaction runs alone.
+ * A database on disk is opened only under its lock (`owner` names this process to one that is refused), and the lock
+ * is released when the pool ends.
  */
-export function createPGlitePoolClass(dataDir: string | undefined) {
+export function createPGlitePoolClass(dataDir: string | undefined, owner: string) {
   let database: Promise<PGlite> | null = null;
-  const open = (): Promise<PGlite> => {
-    if (!database) {
-      if (dataDir) mkdirSync(dataDir, { recursive: true });
-      database = PGlite.create(dataDir ? { dataDir } : {});
+  let lock: EmbeddedLock | null = null;
+  const openOnDisk = async (directory: string): Promise<PGlite> => {
+    lock = await acquireEmbeddedLock(directory, owner);
+    try {
+      mkdirSync(directory, { recursive: true });
+      return await PGlite.create({ dataDir: directory });
+    } catch (error) {
+      lock.release();
+      throw error;
     }
+  };
+  const open = (): Promise<PGlite> => {
+    database ??= dataDir ? openOnDisk(dataDir) : PGlite.create({});
     return database;
   };
 
@@ -61,10 +72,14 @@ export function createPGlitePoolClass(dataDir: string | undefined) {
     end(callback?: (error?: unknown) => void): void {
       const closing = database ? database.then((db) => db.close()) : Promise.resolve();
       database = null;
-      closing.then(
-        () => callback?.(),
-        (error: unknown) => callback?.(error),
-      );
+      const held = lock;
+      lock = null;
+      closing
+        .finally(() => held?.release())
+        .then(
+          () => callback?.(),
+          (error: unknown) => callback?.(error),
+        );
     }
   };
 }

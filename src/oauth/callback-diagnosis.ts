@@ -59,11 +59,18 @@ export function diagnoseRejectedCode(facts: RejectedCodeFacts): RejectedCodeDiag
   return { summary: `Atlassian refused the sign-in code (${answer}).`, causes };
 }
 
+const PERCENT_ESCAPE = /%[0-9A-Fa-f]{2}/;
+
+/** A %-escape in a value that was already URL-decoded once: it was encoded once more than it was decoded. */
+export function hasPercentEscape(value: string): boolean {
+  return PERCENT_ESCAPE.test(value);
+}
+
 export function inspectCode(code: string): CodeInspection {
   return {
     length: code.length,
     whitespace: /\s/.test(code),
-    percentEscapes: /%[0-9A-Fa-f]{2}/.test(code),
+    percentEscapes: hasPercentEscape(code),
     unusualCharacters: /[^A-Za-z0-9._~+/=-]/.test(code.replace(/\s|%[0-9A-Fa-f]{2}/g, '')),
   };
 }

@@ -108,6 +108,9 @@ export const CONNECT_FAILURES = {
 
 export type ConnectFailureCode = keyof typeof CONNECT_FAILURES;
 
+/** Callbacks that end before any code is sent to Atlassian: it answered with an error, or with nothing. */
+export const ENDED_WITHOUT_CODE: readonly ConnectFailureCode[] = ['access_denied', 'authorization_failed', 'code_missing'];
+
 /** A refused start or callback. Its detail is shown to the user: it never holds a token, code, state or ticket. */
 export class ConnectFailure extends Error {
   constructor(
@@ -115,6 +118,8 @@ export class ConnectFailure extends Error {
     readonly detail: string,
     /** For invalid_grant: which causes are likely and which the service ruled out. */
     readonly diagnosis?: RejectedCodeDiagnosis,
+    /** For state_used, when the browser that finished the sign-in opens its callback again (a reload): how it ended. */
+    readonly finishedWith?: 'connected' | ConnectFailureCode,
   ) {
     super(detail);
     this.name = 'ConnectFailure';

@@ -32,6 +32,8 @@ h1 { margin: 0 0 .75rem; font-size: 1.5rem; line-height: 1.25; }
 h2 { margin: 1.75rem 0 .6rem; font-size: .8rem; letter-spacing: .05em; text-transform: uppercase; color: var(--muted); }
 p { margin: 0 0 .75rem; }
 p, li { overflow-wrap: anywhere; }
+pre { margin: 0 0 .75rem; padding: .75rem; border-radius: 8px; background: var(--soft); white-space: pre-wrap; overflow-wrap: anywhere; font-size: .85rem; }
+a { color: var(--brand); }
 ul { margin: 0; padding: 0; list-style: none; }
 .sites li { display: flex; align-items: center; gap: .75rem; padding: .65rem .75rem; border: 1px solid var(--line); border-radius: 8px; }
 .sites li + li { margin-top: .5rem; }
@@ -66,10 +68,19 @@ export function renderSuccessPage(content: SuccessPageContent): string {
     content.sites.length === 0
       ? '<p>Your Atlassian account has no sites this app can reach yet. Once a site admin gives you access, it will show up without connecting again.</p>'
       : `<h2>Sites this app can now reach</h2><ul class="sites">${content.sites.map(siteItem).join('')}</ul>`;
-  return page(
+  return renderPage(
     'ok',
     'Your Atlassian account is connected',
     `<p>You are connected${who}.</p>${sites}${next('What next', 'You can close this page and go back to the app.')}`,
+  );
+}
+
+/** The browser that finished a sign-in opened its address again (a reload, the back button): nothing more happened. */
+export function renderAlreadyConnectedPage(): string {
+  return renderPage(
+    'ok',
+    'Your Atlassian account is connected',
+    `<p>This sign-in has already finished; opening its address again changes nothing.</p>${next('What next', 'You can close this page and go back to the app.')}`,
   );
 }
 
@@ -86,7 +97,7 @@ export function renderFailurePage(failure: ConnectFailure, reference?: string): 
       : '',
   ].join('');
   const footer = reference ? `<p class="reference">Reference: ${escapeHtml(reference)} · error ${failure.code}</p>` : '';
-  return page('bad', title, `<p>${escapeHtml(failure.detail)}</p>${diagnosis}${next('What to try', advice)}${footer}`);
+  return renderPage('bad', title, `<p>${escapeHtml(failure.detail)}</p>${diagnosis}${next('What to try', advice)}${footer}`);
 }
 
 /** What the person should do now: every result page ends with it. */
@@ -117,7 +128,8 @@ function siteItem(site: AccessibleResource): string {
   return `<li class="site"><span class="avatar" aria-hidden="true">${initial}</span><div><strong>${escapeHtml(site.name)}</strong><span class="url">${escapeHtml(site.url)}</span></div></li>`;
 }
 
-function page(tone: 'ok' | 'bad', title: string, body: string): string {
+/** A page in the service's style: 'ok' and 'bad' carry their mark above the title, 'plain' none. */
+export function renderPage(tone: 'ok' | 'bad' | 'plain', title: string, body: string): string {
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -130,7 +142,7 @@ function page(tone: 'ok' | 'bad', title: string, body: string): string {
 <body>
 <p class="service">${SERVICE_NAME}</p>
 <main class="${tone}">
-<div class="icon" aria-hidden="true"></div>
+${tone === 'plain' ? '' : '<div class="icon" aria-hidden="true"></div>\n'}
 <h1>${escapeHtml(title)}</h1>
 ${body}
 </main>

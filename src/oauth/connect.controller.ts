@@ -1,5 +1,5 @@
 import { Controller, Param, Post, UseGuards } from '@nestjs/common';
-import { ApiBearerAuth, ApiCreatedResponse, ApiProperty, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiCreatedResponse, ApiOperation, ApiProperty, ApiTags } from '@nestjs/swagger';
 import { ApiErrors } from '../api/api-errors.docs.js';
 import { ApiKeyGuard } from '../api/api-key.guard.js';
 import { UserIdPipe } from '../api/user-id.pipe.js';
@@ -24,6 +24,7 @@ export class ConnectController {
   constructor(private readonly tickets: ConnectTicketsService) {}
 
   @Post('connect')
+  @ApiOperation({ summary: 'A single-use connect link that starts the Atlassian consent for this user' })
   @ApiCreatedResponse({ type: ConnectLinkDto, description: 'A single-use link that starts the Atlassian consent for this user.' })
   @ApiErrors('invalid_request')
   connect(@Param('userId', UserIdPipe) userId: string): Promise<ConnectLinkDto> {

@@ -30,6 +30,7 @@ class FakeStates {
 
   async recordOutcome(id: string, outcome: string): Promise<void> {
     this.outcomes.set(id, outcome);
+    for (const [hash, row] of this.rows) if (row.id === id) this.rows.set(hash, { ...row, outcome });
   }
 }
 
@@ -83,6 +84,14 @@ describe('OAuthStatesService', () => {
     const state = await service.issue('user-1', BROWSER);
     await expect(service.consume(state, BROWSER)).resolves.toMatchObject({ id: 'id-1', userId: 'user-1', redirectUri: CALLBACK });
     expect(await failureOf(service.consume(state, BROWSER))).toBe('state_used');
+  });
+
+  it('tells the browser that finished a sign-in how it ended when it opens the callback again; no other browser', async () => {
+    const { service } = setup();
+    const state = await service.issue('user-1', BROWSER);
+    await service.recordOutcome(await service.consume(state, BROWSER), 'connected');
+    await expect(service.consume(state, BROWSER)).rejects.toMatchObject({ code: 'state_used', finishedWith: 'connected' });
+    await expect(service.consume(state, OTHER_BROWSER)).rejects.toMatchObject({ code: 'state_used', finishedWith: undefined });
   });
 
   it('refuses another browser, or none, and leaves the state to its own browser', async () => {

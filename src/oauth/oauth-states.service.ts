@@ -55,6 +55,10 @@ export class OAuthStatesService {
     const known = await this.states.findByHash(stateHash);
     if (!known) throw this.refuse('state_invalid', 'The sign-in answer carries a state this service never issued.');
     if (known.consumedAt) {
+      if (known.outcome && browserSecret !== undefined && hashSecret(browserSecret) === known.browserHash) {
+        this.logger.log(`Callback for user ${shortId(known.userId)} opened again by the browser that finished it (${known.outcome})`);
+        throw new ConnectFailure('state_used', 'This sign-in has already finished.', undefined, known.outcome as StateOutcome);
+      }
       throw this.refuse(
         'state_used',
         'The answer from Atlassian in this address has already been used once, and each works only once, so opening it again changed nothing.',

@@ -3,6 +3,8 @@ import { Injectable } from '@nestjs/common';
 
 /** Tickets, states and browser cookies: 256 bits, URL-safe. */
 const SECRET_BYTES = 32;
+/** The length of each of them in base64url, without padding. */
+export const SECRET_LENGTH = Math.ceil((SECRET_BYTES * 4) / 3);
 
 /** Where one-time secrets come from; injected so tests can predict them. */
 export abstract class SecretGenerator {

@@ -1,11 +1,12 @@
 import { Injectable } from '@nestjs/common';
 import { Clock } from '../common/clock.js';
 import { ConnectionNotFoundError, DomainError, ReauthRequiredError } from '../common/errors.js';
+import { connectionTokenContext } from '../connections/connection-token-context.js';
 import { TokenCipher } from '../crypto/token-cipher.js';
 import type { AccessTokenResponseDto } from './access-token.dto.js';
 import { REFRESH_POLICY } from './refresh.policy.js';
 import { RefreshRepository, type TokenState } from './refresh.repository.js';
-import { RefreshService, sealContext, type OnDemandOutcome } from './refresh.service.js';
+import { RefreshService, type OnDemandOutcome } from './refresh.service.js';
 
 /** A token closer to its expiry than this is not handed out even when refreshing failed: the caller could not use it. */
 const STILL_USABLE_MS = 10_000;
@@ -71,7 +72,7 @@ export class AccessTokenService {
 
   private reveal(state: TokenState): AccessTokenResponseDto {
     return {
-      accessToken: this.cipher.open(state.accessToken!, sealContext(state.id, 'access_token')),
+      accessToken: this.cipher.open(state.accessToken!, connectionTokenContext(state.id, 'access_token')),
       expiresAt: state.accessTokenExpiresAt!.toISOString(),
     };
   }

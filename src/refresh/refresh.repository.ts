@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, type EntityManager } from 'typeorm';
 import type { ConnectionStatus } from '../connections/connection.entity.js';
-import type { SealedValue } from '../crypto/token-cipher.js';
+import { type SealedValue, storedSealedValue } from '../crypto/token-cipher.js';
 import { OutboxRepository, type OutboxEvent } from '../webhooks/outbox.repository.js';
 
 /** A connection this worker holds the lease of: everything a refresh needs, read in the claiming statement. */
@@ -78,6 +78,23 @@ export interface ConnectionCounts {
   readonly expiringSoon: number;
 }
 
+/** The refresh job's backlog at one moment. */
+export interface RefreshBacklog {
+  /** The due time of the connection that has waited longest; null when none is overdue. */
+  readonly oldestDueAt: Date | null;
+  readonly overdue: number;
+  /** Refreshes presented before the given time whose answer was never stored. */
+  readonly unresolved: number;
+}
+
+/** A refresh token presented whose answer was never stored (refresh_attempted_at is cleared when it is). */
+export interface UnresolvedRefresh {
+  readonly userId: string;
+  readonly status: ConnectionStatus;
+  readonly attemptedAt: Date;
+  readonly consecutiveFailures: number;
+}
+
 interface ClaimRow {
   id: string;
   user_id: string;
@@ -135,6 +152,9 @@ function claimStatement(candidates: string): string {
 }
 
 const CANDIDATE_COLUMNS = 'id, lease_id AS previous_lease_id, refresh_attempted_at AS previous_attempted_at, due_at AS previous_due_at';
+
+/** Connections waiting for a refresh at $1: what the backlog figures count (the daemon's claim takes its bound as $4). */
+const OVERDUE = `due_at <= $1 AND status <> 'reauth_required'`;
 
 /**
  * The daemon's claim: $4 = due at or before, $5 = batch size. It walks the due_at index from the oldest entry and
@@ -309,7 +329,7 @@ export class RefreshRepository {
       id: row.id,
       status: row.status,
       version: row.version,
-      accessToken: sealed(row.access_token_ciphertext, row.access_token_key_id),
+      accessToken: storedSealedValue(row.access_token_ciphertext, row.access_token_key_id),
       accessTokenExpiresAt: row.access_token_expires_at,
       dueAt: row.due_at,
       leaseId: row.lease_id,
@@ -331,11 +351,41 @@ export class RefreshRepository {
 
   /** The due time of the connection that has waited longest for a refresh (through the due_at index). */
   async oldestDueAt(now: Date): Promise<Date | null> {
-    const { rows } = await this.run<{ due_at: Date | null }>(
-      `SELECT min(due_at) AS due_at FROM connections WHERE due_at <= $1 AND status <> 'reauth_required'`,
-      [now],
-    );
+    const { rows } = await this.run<{ due_at: Date | null }>(`SELECT min(due_at) AS due_at FROM connections WHERE ${OVERDUE}`, [now]);
     return rows[0]?.due_at ?? null;
+  }
+
+  /** How far behind the refresh job is at `now`, and how many refreshes presented before `unresolvedBefore` have no stored answer. */
+  async backlog(now: Date, unresolvedBefore: Date): Promise<RefreshBacklog> {
+    const { rows } = await this.run<{ oldest: Date | null; overdue: number; unresolved: number }>(
+      `SELECT min(due_at) FILTER (WHERE ${OVERDUE}) AS oldest,
+         count(*) FILTER (WHERE ${OVERDUE})::int AS overdue,
+         count(*) FILTER (WHERE refresh_attempted_at < $2)::int AS unresolved
+       FROM connections`,
+      [now, unresolvedBefore],
+    );
+    const [row] = rows;
+    return { oldestDueAt: row.oldest && new Date(row.oldest), overdue: row.overdue, unresolved: row.unresolved };
+  }
+
+  /** The oldest `limit` refreshes presented before `before` whose answer was never stored. */
+  async findUnresolved(before: Date, limit: number): Promise<UnresolvedRefresh[]> {
+    const { rows } = await this.run<{
+      user_id: string;
+      status: ConnectionStatus;
+      refresh_attempted_at: Date;
+      consecutive_failures: number;
+    }>(
+      `SELECT user_id, status, refresh_attempted_at, consecutive_failures FROM connections
+       WHERE refresh_attempted_at < $1 ORDER BY refresh_attempted_at LIMIT $2`,
+      [before, limit],
+    );
+    return rows.map((r) => ({
+      userId: r.user_id,
+      status: r.status,
+      attemptedAt: new Date(r.refresh_attempted_at),
+      consecutiveFailures: r.consecutive_failures,
+    }));
   }
 
   /** One statement when there is nothing else to write; with events, the update and the events commit together. */
@@ -365,10 +415,6 @@ function idsOf(rows: readonly { id: string }[]): Set<string> {
   return new Set(rows.map((row) => row.id));
 }
 
-function sealed(ciphertext: string | null, keyId: string | null): SealedValue | null {
-  return ciphertext !== null && keyId !== null ? { ciphertext, keyId } : null;
-}
-
 function toClaim(row: ClaimRow): ClaimedConnection {
   return {
     id: row.id,
@@ -378,7 +424,7 @@ function toClaim(row: ClaimRow): ClaimedConnection {
     version: row.version,
     leaseId: row.lease_id,
     leaseExpiresAt: row.lease_expires_at,
-    refreshToken: sealed(row.refresh_token_ciphertext, row.refresh_token_key_id),
+    refreshToken: storedSealedValue(row.refresh_token_ciphertext, row.refresh_token_key_id),
     accessTokenExpiresAt: row.access_token_expires_at,
     refreshTokenIssuedAt: row.refresh_token_issued_at,
     consentedAt: row.consented_at,

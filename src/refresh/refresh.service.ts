@@ -7,7 +7,8 @@ import { AtlassianError } from '../atlassian/atlassian.errors.js';
 import type { TokenSet } from '../atlassian/atlassian.types.js';
 import { Clock } from '../common/clock.js';
 import { AppConfig } from '../config/app-config.js';
-import { TokenCipher, TokenDecryptionError, type SealContext } from '../crypto/token-cipher.js';
+import { connectionTokenContext } from '../connections/connection-token-context.js';
+import { TokenCipher, TokenDecryptionError } from '../crypto/token-cipher.js';
 import { consentEnd } from '../lifecycle/consent.policy.js';
 import { missingScopes } from '../lifecycle/scopes.js';
 import { shortId } from '../logging/redact.js';
@@ -295,7 +296,7 @@ export class RefreshService implements BeforeApplicationShutdown {
 
     let refreshToken: string;
     try {
-      refreshToken = this.cipher.open(claim.refreshToken, sealContext(claim.id, 'refresh_token'));
+      refreshToken = this.cipher.open(claim.refreshToken, connectionTokenContext(claim.id, 'refresh_token'));
     } catch (error) {
       return this.fail(claim, error, false);
     }
@@ -343,8 +344,8 @@ export class RefreshService implements BeforeApplicationShutdown {
     const saved = await this.saves.submit({
       claim,
       tokens: {
-        accessToken: this.cipher.seal(tokens.accessToken, sealContext(claim.id, 'access_token')),
-        refreshToken: tokens.refreshToken ? this.cipher.seal(tokens.refreshToken, sealContext(claim.id, 'refresh_token')) : null,
+        accessToken: this.cipher.seal(tokens.accessToken, connectionTokenContext(claim.id, 'access_token')),
+        refreshToken: tokens.refreshToken ? this.cipher.seal(tokens.refreshToken, connectionTokenContext(claim.id, 'refresh_token')) : null,
         accessTokenExpiresAt,
         scopes: tokens.scopes,
         missingScopes: missingScopes(this.config.atlassian.scopes, tokens.scopes),
@@ -448,10 +449,6 @@ function skipped(reason: NonNullable<RefreshCycleReport['skipped']>): RefreshCyc
     durationMs: 0,
     skipped: reason,
   };
-}
-
-export function sealContext(connectionId: string, column: 'access_token' | 'refresh_token'): SealContext {
-  return { table: 'connections', rowId: connectionId, column };
 }
 
 function kindOf(error: unknown): string {

@@ -46,6 +46,8 @@ export interface TokenAnswer {
 }
 
 export interface SandboxStats {
+  /** When the sandbox started or was last reset: it knows no code, grant or token from before (ISO time). */
+  startedAt: string;
   tokenCalls: { authorization_code: number; refresh_token: number; other: number };
   /** Successful refresh_token grants, including reuse within the leeway. */
   refreshes: number;
@@ -69,7 +71,7 @@ export interface SandboxStats {
   pendingFaults: number;
 }
 
-type Counters = Omit<SandboxStats, 'tokenCalls' | 'refreshesInFlight' | 'pendingFaults'>;
+type Counters = Omit<SandboxStats, 'startedAt' | 'tokenCalls' | 'refreshesInFlight' | 'pendingFaults'>;
 
 interface Grant {
   id: string;
@@ -135,6 +137,7 @@ export class SandboxIdentityProvider {
   private refreshesInFlight: Map<string, number>;
   private tokenCalls: SandboxStats['tokenCalls'];
   private counters: Counters;
+  private startedAt: Date;
 
   constructor(
     private readonly options: SandboxOptions,
@@ -148,6 +151,7 @@ export class SandboxIdentityProvider {
 
   /** Back to the start: fixture users only, no codes, grants or tokens, no faults, initial settings, zero counters. */
   reset(): void {
+    this.startedAt = this.clock.now();
     this.settings = initialSettings(this.options);
     this.latency = { tokenMs: 0, apiMs: 0 };
     this.faults = new FaultQueue();
@@ -311,6 +315,7 @@ export class SandboxIdentityProvider {
 
   stats(): SandboxStats {
     return {
+      startedAt: this.startedAt.toISOString(),
       tokenCalls: { ...this.tokenCalls },
       ...this.counters,
       refreshesInFlight: this.inFlightTotal(),

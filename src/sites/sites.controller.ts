@@ -17,13 +17,13 @@ export class SitesController {
   @ApiOperation({
     summary: "Example product call: Jira's /rest/api/3/myself on one of the user's sites",
     description:
-      "Calls `{ATLASSIAN_API_URL}/ex/jira/{cloudId}/rest/api/3/myself` with the user's access token (refreshed first when needed; " +
+      "Calls {ATLASSIAN_API_URL}/ex/jira/{cloudId}/rest/api/3/myself with the user's access token (refreshed first when needed; " +
       'after a 401, refreshed once more and retried once). A 429 or an outage at Atlassian is answered at once with 503 and its Retry-After.',
   })
   @ApiParam({ name: 'userId', description: 'Your own id for the user.', example: 'user-42' })
   @ApiParam({
     name: 'cloudId',
-    description: 'The site: an `id` from accessible-resources.',
+    description: 'The site: an id from accessible-resources.',
     example: '1324a887-45db-1bf4-1e99-ef0ff456d421',
   })
   @ApiOkResponse({

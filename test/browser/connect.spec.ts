@@ -98,6 +98,13 @@ describe('a person connecting their Atlassian account in Chromium, against the s
     await person.screenshot('2-connected');
 
     expect(await connection('accepting-user')).toEqual({ status: 'active', atlassianAccountId: accountIdFor('alice') });
+
+    // Reloading the page shows the result again instead of an error about the reload.
+    const reloaded = await page.reload();
+    expect(reloaded?.status()).toBe(200);
+    expect(await heading(person)).toBe('Your Atlassian account is connected');
+    expect(await person.text()).toContain('This sign-in has already finished');
+    expect((await sandboxStats(app)).tokenCalls.authorization_code).toBe(1);
   });
 
   it('denies and lands on a page that says the person declined and how to try again', async () => {

@@ -3,6 +3,7 @@ import type { Express } from 'express';
 import { startTestApp, type TestApp } from '../utils/app.js';
 
 interface Operation {
+  summary?: string;
   security?: Record<string, unknown>[];
   responses: Record<string, { content?: Record<string, { schema?: { $ref?: string } }> }>;
   parameters?: { name: string; in: string }[];
@@ -63,6 +64,14 @@ describe('OpenAPI at /docs-json and Swagger UI at /docs', () => {
         'GET /v1/users/{userId}/sites/{cloudId}/myself',
       ].sort(),
     );
+  });
+
+  it('gives every route a summary, and writes no Markdown backticks anywhere (Swagger UI shows them as they are)', async () => {
+    for (const [route, operation] of operations()) {
+      expect({ route, summary: typeof operation.summary === 'string' && operation.summary.length > 0 }).toEqual({ route, summary: true });
+    }
+    const text = await (await fetch(`${app.baseUrl}/docs-json`)).text();
+    expect(text.match(/.{0,40}`.{0,40}/g) ?? []).toEqual([]);
   });
 
   it('requires the bearer API key on every route and documents its success and error answers', () => {

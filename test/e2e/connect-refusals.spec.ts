@@ -153,15 +153,30 @@ describe('refusals of the connect flow', () => {
       expect((await sandboxStats(app)).tokenCalls.authorization_code).toBe(0);
     });
 
-    it('refuses a replayed callback without a second exchange, and leaves the connection as it was', async () => {
+    it('answers a reload of the success page with its result, without a second exchange, and leaves the connection as it was', async () => {
       const { response, callbackUrl, browser } = await connectUser(app, 'replay-user', 'bob');
       expect(response.status).toBe(200);
       const [before] = await connectionRows(app, 'replay-user');
-      const replay = await browser.get(callbackUrl);
+      const reload = await browser.get(callbackUrl);
+      expect(reload.status).toBe(200);
+      expect(await page(reload)).toContain('This sign-in has already finished; opening its address again changes nothing.');
+      const replay = await new TestBrowser(app).get(callbackUrl);
       expect(replay.status).toBe(409);
       expect(await page(replay)).toContain('This sign-in link was already used');
       expect((await sandboxStats(app)).tokenCalls.authorization_code).toBe(1);
       expect(await connectionRows(app, 'replay-user')).toEqual([before]);
+    });
+
+    it('answers a reload of a refusal page with the same refusal', async () => {
+      const browser = new TestBrowser(app);
+      const { authorizeUrl } = await startSignIn(app, browser, 'reloading-decliner');
+      const callbackUrl = await consent(authorizeUrl, 'deny');
+      expect((await browser.get(callbackUrl)).status).toBe(403);
+      const reload = await browser.get(callbackUrl);
+      expect(reload.status).toBe(403);
+      const html = await page(reload);
+      expect(html).toContain('You declined access');
+      expect(html).toContain('This sign-in has already ended this way; opening its address again does not try again.');
     });
 
     it('refuses a callback more than 10 minutes after the start, without an exchange', async () => {

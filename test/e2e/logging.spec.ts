@@ -3,9 +3,10 @@ import { startTestApp, TEST_API_KEY, type TestApp } from '../utils/app.js';
 
 describe('request logs', () => {
   let app: TestApp;
+  // Creating the embedded database on disk takes tens of seconds on a busy machine.
   beforeAll(async () => {
     app = await startTestApp({ captureLogs: true, driver: 'pglite' });
-  });
+  }, 120_000);
   afterAll(() => app?.close());
 
   it('carry a request id, kept from the caller when sane, and never a credential', async () => {

@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, expect, it, jest } from '@jest/globals';
 import { MIGRATIONS } from '../../../migrations/index.js';
 import { runCli } from '../../../src/cli/cli.js';
 import type { Clock } from '../../../src/common/clock.js';
@@ -28,6 +28,15 @@ describePostgres('the cli', () => {
   let env: Record<string, string>;
 
   beforeAll(async () => {
+    // Atlassian is not reached from the tests: its token endpoint answers doctor's made-up code as Atlassian does.
+    const realFetch = globalThis.fetch;
+    jest
+      .spyOn(globalThis, 'fetch')
+      .mockImplementation((input, init) =>
+        String(input) === 'https://auth.atlassian.com/oauth/token'
+          ? Promise.resolve(Response.json({ error: 'invalid_grant', error_description: 'Invalid authorization code' }, { status: 403 }))
+          : realFetch(input, init),
+      );
     db = await openMigratedDatabase('postgres');
     dataDir = mkdtempSync(join(tmpdir(), 'ats-cli-'));
     env = {
@@ -43,6 +52,7 @@ describePostgres('the cli', () => {
     };
   }, SETUP_TIMEOUT_MS);
   afterAll(async () => {
+    jest.restoreAllMocks();
     await db?.close();
     rmSync(dataDir, { recursive: true, force: true });
   });

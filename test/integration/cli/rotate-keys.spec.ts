@@ -1,8 +1,8 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import { DataSource } from 'typeorm';
-import { KeyRotationRepository, type ResealedTokens, type StoredTokens } from '../../../src/cli/key-rotation.repository.js';
-import { KeyRotationService } from '../../../src/cli/key-rotation.service.js';
+import { DataSource, type EntityManager } from 'typeorm';
+import { ConnectionsRepository, type ResealedTokens, type StoredTokens } from '../../../src/connections/connections.repository.js';
+import { TokenKeyRotationService } from '../../../src/connections/token-key-rotation.service.js';
 import type { AppConfig, EncryptionKey } from '../../../src/config/app-config.js';
 import { dataSourceOptions } from '../../../src/database/data-source.js';
 import { TokenCipher } from '../../../src/crypto/token-cipher.js';
@@ -95,10 +95,10 @@ describe.each(drivers)('key rotation writes on %s', (driver) => {
       db.dataSource,
       ids.map((id) => ({ id, expected: expected.get(id)!, access: cipher(A), refresh: cipher(A) })),
     );
-    const repository = new KeyRotationRepository(db.dataSource);
+    const repository = new ConnectionsRepository();
     const rotating = cipher(B, A);
 
-    const read = await repository.findStaleAfter('B', null, 10);
+    const read = await repository.findStaleTokensAfter(db.dataSource.manager, 'B', null, 10);
     await serviceWrites(db.dataSource, rotating, ids[1], expected);
     const resealed: ResealedTokens[] = read.map((row: StoredTokens) => ({
       read: row,
@@ -106,7 +106,7 @@ describe.each(drivers)('key rotation writes on %s', (driver) => {
       refreshToken: rotating.seal(rotating.open(row.refreshToken!, at(row.id, 'refresh_token')), at(row.id, 'refresh_token')),
     }));
 
-    expect((await repository.replaceIfUnchanged(resealed)).sort()).toEqual([ids[0], ids[2]].sort());
+    expect((await repository.replaceTokensIfUnchanged(db.dataSource.manager, resealed)).sort()).toEqual([ids[0], ids[2]].sort());
     await expectAllOpenUnderBOnly(db.dataSource, expected);
     const versions: { id: string; version: number }[] = await db.dataSource.query('SELECT id, version FROM connections');
     expect(Object.fromEntries(versions.map((v) => [v.id, v.version]))).toEqual({ [ids[0]]: 1, [ids[1]]: 2, [ids[2]]: 1 });
@@ -121,18 +121,18 @@ describe.each(drivers)('key rotation writes on %s', (driver) => {
       ids.map((id) => ({ id, expected: expected.get(id)!, access: cipher(A), refresh: cipher(A) })),
     );
 
-    class FailsOnThirdBatch extends KeyRotationRepository {
+    class FailsOnThirdBatch extends ConnectionsRepository {
       private writes = 0;
-      override async replaceIfUnchanged(batch: readonly ResealedTokens[]): Promise<string[]> {
+      override async replaceTokensIfUnchanged(manager: EntityManager, batch: readonly ResealedTokens[]): Promise<string[]> {
         if (++this.writes === 3) throw new Error('connection lost');
-        return super.replaceIfUnchanged(batch);
+        return super.replaceTokensIfUnchanged(manager, batch);
       }
     }
-    const interrupted = new KeyRotationService(new FailsOnThirdBatch(db.dataSource), cipher(B, A), 5);
+    const interrupted = new TokenKeyRotationService(db.dataSource, new FailsOnThirdBatch(), cipher(B, A), 5);
     await expect(interrupted.rotate(() => undefined)).rejects.toThrow('connection lost');
     expect((await interrupted.preview()).connections).toBe(15);
 
-    const report = await new KeyRotationService(new KeyRotationRepository(db.dataSource), cipher(B, A), 5).rotate(() => undefined);
+    const report = await new TokenKeyRotationService(db.dataSource, new ConnectionsRepository(), cipher(B, A), 5).rotate(() => undefined);
     expect(report).toMatchObject({ connectionsRewritten: 15, tokensRewritten: 30, remaining: { connections: 0 } });
     await expectAllOpenUnderBOnly(db.dataSource, expected);
   });
@@ -168,9 +168,14 @@ describePostgres('rotate-keys on 10,000 connections while the service writes', (
     const pick = () => ids[Math.floor(Math.random() * ids.length)];
 
     // The service also changes rows of the very batch being rotated, between its read and its write.
-    class ServiceWritesMidBatch extends KeyRotationRepository {
-      override async findStaleAfter(activeKeyId: string, afterId: string | null, limit: number): Promise<StoredTokens[]> {
-        const batch = await super.findStaleAfter(activeKeyId, afterId, limit);
+    class ServiceWritesMidBatch extends ConnectionsRepository {
+      override async findStaleTokensAfter(
+        manager: EntityManager,
+        activeKeyId: string,
+        afterId: string | null,
+        limit: number,
+      ): Promise<StoredTokens[]> {
+        const batch = await super.findStaleTokensAfter(manager, activeKeyId, afterId, limit);
         for (const row of batch.filter((r) => r.accessToken !== null).slice(0, 3)) {
           await serviceWrites(service, serviceCipher, row.id, expected);
         }
@@ -187,7 +192,7 @@ describePostgres('rotate-keys on 10,000 connections while the service writes', (
       }
     })();
     const progress: number[] = [];
-    const report = await new KeyRotationService(new ServiceWritesMidBatch(db.dataSource), cipher(B, A)).rotate((p) =>
+    const report = await new TokenKeyRotationService(db.dataSource, new ServiceWritesMidBatch(), cipher(B, A)).rotate((p) =>
       progress.push(p.batch),
     );
     rotating = false;

@@ -1,8 +1,11 @@
-import type { DataSource } from 'typeorm';
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
 
-/** The few read-only questions `doctor` asks the database. */
-export class DoctorRepository {
-  constructor(private readonly dataSource: DataSource) {}
+/** What an operator asks of the database itself: its clock and which migrations it has. */
+@Injectable()
+export class DatabaseStatusRepository {
+  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
 
   /** The server's own clock at the moment it runs the query (not the start of a transaction). */
   async serverTime(): Promise<Date> {

@@ -1,7 +1,12 @@
+import { Inject, Injectable, Optional } from '@nestjs/common';
+import { DataSource } from 'typeorm';
 import { type SealedValue, TokenCipher, TokenDecryptionError } from '../crypto/token-cipher.js';
-import { type KeyRotationRepository, type ResealedTokens, type StaleTokenCount, type StoredTokens } from './key-rotation.repository.js';
+import { type ConnectionTokenColumn, connectionTokenContext } from './connection-token-context.js';
+import { ConnectionsRepository, type ResealedTokens, type StaleTokenCount, type StoredTokens } from './connections.repository.js';
 
 export const ROTATION_BATCH_SIZE = 500;
+/** Connections re-encrypted per committed batch; tests make batches small. */
+export const KEY_ROTATION_BATCH_SIZE = Symbol('KEY_ROTATION_BATCH_SIZE');
 
 export interface RotationProgress {
   readonly batch: number;
@@ -21,18 +26,18 @@ export interface RotationReport {
   readonly remaining: StaleTokenCount;
 }
 
-type TokenColumn = 'access_token' | 'refresh_token';
-
 /**
  * Re-encrypts every token not under the first key of TOKEN_ENCRYPTION_KEYS, batch by batch. Each batch commits on
  * its own, so an interrupted run is simply run again (rows already under the active key are not selected). Safe
  * while the service runs: a row is written only if it did not change since it was read.
  */
-export class KeyRotationService {
+@Injectable()
+export class TokenKeyRotationService {
   constructor(
-    private readonly repository: KeyRotationRepository,
+    private readonly dataSource: DataSource,
+    private readonly repository: ConnectionsRepository,
     private readonly cipher: TokenCipher,
-    private readonly batchSize = ROTATION_BATCH_SIZE,
+    @Optional() @Inject(KEY_ROTATION_BATCH_SIZE) private readonly batchSize: number = ROTATION_BATCH_SIZE,
   ) {}
 
   get activeKeyId(): string {
@@ -40,10 +45,11 @@ export class KeyRotationService {
   }
 
   preview(): Promise<StaleTokenCount> {
-    return this.repository.countStale(this.cipher.activeKeyId);
+    return this.repository.countStaleTokens(this.dataSource.manager, this.cipher.activeKeyId);
   }
 
   async rotate(onProgress: (progress: RotationProgress) => void): Promise<RotationReport> {
+    const manager = this.dataSource.manager;
     let after: string | null = null;
     let batch = 0;
     let connectionsRewritten = 0;
@@ -51,7 +57,7 @@ export class KeyRotationService {
     let changedMeanwhile = 0;
     let unreadable = 0;
     for (;;) {
-      const rows = await this.repository.findStaleAfter(this.cipher.activeKeyId, after, this.batchSize);
+      const rows = await this.repository.findStaleTokensAfter(manager, this.cipher.activeKeyId, after, this.batchSize);
       if (rows.length === 0) break;
       after = rows[rows.length - 1].id;
       batch += 1;
@@ -61,7 +67,7 @@ export class KeyRotationService {
         if (result) resealed.push(result);
         else unreadable += 1;
       }
-      const written = new Set(await this.repository.replaceIfUnchanged(resealed));
+      const written = new Set(await this.repository.replaceTokensIfUnchanged(manager, resealed));
       changedMeanwhile += resealed.length - written.size;
       connectionsRewritten += written.size;
       tokensRewritten += resealed.filter((r) => written.has(r.read.id)).reduce((sum, r) => sum + staleCount(r.read, this.cipher), 0);
@@ -84,9 +90,9 @@ export class KeyRotationService {
     }
   }
 
-  private resealOne(rowId: string, column: TokenColumn, value: SealedValue | null): SealedValue | null {
+  private resealOne(rowId: string, column: ConnectionTokenColumn, value: SealedValue | null): SealedValue | null {
     if (!value || !this.cipher.isStale(value.keyId)) return value;
-    const context = { table: 'connections', rowId, column };
+    const context = connectionTokenContext(rowId, column);
     return this.cipher.seal(this.cipher.open(value, context), context);
   }
 }
