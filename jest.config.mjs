@@ -38,6 +38,14 @@ const config = {
       roots: ['<rootDir>/test/e2e'],
       testMatch: ['**/*.spec.ts'],
     },
+    // The operations side with the real tools: Prometheus and promtool, the Kubernetes schemas (deploy/).
+    {
+      ...base,
+      displayName: 'deploy',
+      roots: ['<rootDir>/test/deploy'],
+      testMatch: ['**/*.spec.ts'],
+      testTimeout: 120_000,
+    },
   ],
 };
 

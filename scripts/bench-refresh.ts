@@ -5,15 +5,24 @@
  * (RefreshService, RefreshRepository, AtlassianClient, TokenCipher) at a minimal token endpoint running in its own
  * process, and reports refreshes per second, p50/p99 refresh latency and peak RSS, beside the same run's ceilings:
  * the token endpoint alone, and single-row UPDATEs on the same database. `--explain` also shows the claim query's
- * plan and cost with 10,000 and 1,000,000 connections.
+ * plan and cost with 10,000 and 1,000,000 connections. The database's own ceiling for this kind of write is measured by
+ * pgbench in the same run (single-row UPDATEs of a ~1.2 KB row, 8 clients, 20 s), and the refresh rate is given as a
+ * ratio of it.
+ *
+ * `--soak-minutes 10 [--soak-connections 1000000]` instead runs the built service (`dist/src/main.js`) for that long on
+ * that many connections (1 % due at the start, the rest falling due over the next hour, as `--explain` seeds them) and
+ * reports its RSS as it refreshes, and the claim's cost on the full table at the end.
  *
  * The server comes from BENCH_PG_URL (an admin URL; default postgres://postgres@127.0.0.1:5432/postgres); the
  * benchmark creates its own databases there and drops them at the end.
  */
-import { type ChildProcess, fork } from 'node:child_process';
+import { type ChildProcess, execFileSync, fork } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, createServer, request } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, createServer as createNetServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Logger } from '@nestjs/common';
@@ -39,6 +48,9 @@ const SEED_CHUNK = 2_000;
 const EXPLAIN_SIZES = [10_000, 1_000_000];
 const EXPLAIN_RUNS = 25;
 const CLAIM_BATCH = 64;
+/** pgbench's run: single-row UPDATEs of a ~1.2 KB row (the size of a connection row), 8 clients, 20 s. */
+const PGBENCH = { rows: 20_000, clients: 8, seconds: 20 };
+const SOAK_SAMPLE_MS = 30_000;
 
 /** The token endpoint: any refresh gets a fresh pair, as fast as node:http can answer. */
 function serveTokenEndpoint(): void {
@@ -107,14 +119,20 @@ function benchConfig(databaseUrl: string, tokenEndpointUrl: string, concurrency:
 }
 
 /** N connections, sealed like the connect flow seals them, every one due now. */
-async function seed(dataSource: DataSource, cipher: TokenCipher, count: number): Promise<string[]> {
+async function seed(
+  dataSource: DataSource,
+  cipher: TokenCipher,
+  count: number,
+  layout: (index: number) => { due: Date; reauth: boolean } = () => ({ due: new Date(), reauth: false }),
+): Promise<string[]> {
   const ids: string[] = [];
   const now = new Date();
   for (let start = 0; start < count; start += SEED_CHUNK) {
-    const columns: unknown[][] = Array.from({ length: 7 }, () => []);
+    const columns: unknown[][] = Array.from({ length: 8 }, () => []);
     for (let i = start; i < Math.min(count, start + SEED_CHUNK); i++) {
       const id = randomUUID();
       ids.push(id);
+      const { due, reauth } = layout(i);
       const access = cipher.seal(`at_seed_${i}`, connectionTokenContext(id, 'access_token'));
       const refresh = cipher.seal(`rt_seed_${i}`, connectionTokenContext(id, 'refresh_token'));
       [
@@ -124,15 +142,17 @@ async function seed(dataSource: DataSource, cipher: TokenCipher, count: number):
         refresh.ciphertext,
         access.keyId,
         new Date(now.getTime() + 60_000),
-        new Date(now.getTime() - (i % 600) * 1000),
+        due > now ? due : new Date(due.getTime() - (i % 600) * 1000),
+        reauth ? 'reauth_required' : 'active',
       ].forEach((value, index) => columns[index].push(value));
     }
     await dataSource.query(
       `INSERT INTO connections (id, user_id, atlassian_account_id, status, access_token_ciphertext, access_token_key_id,
          refresh_token_ciphertext, refresh_token_key_id, access_token_expires_at, refresh_token_issued_at, due_at)
-       SELECT id, user_id, 'bench:' || user_id, 'active', access, key_id, refresh, key_id, expires, now(), due
-       FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::timestamptz[])
-         AS t(id, user_id, access, refresh, key_id, expires, due)`,
+       SELECT id, user_id, 'bench:' || user_id, status, access, key_id, refresh, key_id, expires, now(),
+         CASE WHEN status = 'reauth_required' THEN NULL ELSE due END
+       FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::timestamptz[], $8::text[])
+         AS t(id, user_id, access, refresh, key_id, expires, due, status)`,
       columns,
     );
   }
@@ -232,6 +252,44 @@ async function updateCeiling(dataSource: DataSource, ids: string[], concurrency:
   );
 }
 
+function pgbenchBinary(): string {
+  if (process.env.PGBENCH) return process.env.PGBENCH;
+  const onPath = execFileSync('sh', ['-c', 'command -v pgbench || true'], { encoding: 'utf8' }).trim();
+  if (onPath) return onPath;
+  const versions = existsSync('/usr/lib/postgresql') ? readdirSync('/usr/lib/postgresql').sort((a, b) => Number(b) - Number(a)) : [];
+  const found = versions.map((v) => `/usr/lib/postgresql/${v}/bin/pgbench`).find((path) => existsSync(path));
+  if (!found) throw new Error('pgbench not found (set PGBENCH, or install PostgreSQL, which ships it)');
+  return found;
+}
+
+/**
+ * The database's own ceiling for single-row UPDATEs of a row the size of a connection (~1.2 KB), measured by pgbench
+ * itself: the node pool's ceiling above includes node-postgres' cost, and so flatters a ratio against it.
+ */
+async function pgbenchCeiling(dataSource: DataSource, databaseUrl: string): Promise<number> {
+  const work = mkdtempSync(join(tmpdir(), 'ats-pgbench-'));
+  try {
+    await dataSource.query(`CREATE TABLE bench_pgbench (id int PRIMARY KEY, n int NOT NULL, payload text NOT NULL)`);
+    await dataSource.query(`INSERT INTO bench_pgbench SELECT g, 0, repeat(md5(g::text), 38) FROM generate_series(1, $1::int) g`, [
+      PGBENCH.rows,
+    ]);
+    await dataSource.query('VACUUM ANALYZE bench_pgbench');
+    const script = join(work, 'update.sql');
+    writeFileSync(script, `\\set id random(1, ${PGBENCH.rows})\nUPDATE bench_pgbench SET n = n + 1 WHERE id = :id;\n`);
+    const output = execFileSync(
+      pgbenchBinary(),
+      ['-n', '-c', String(PGBENCH.clients), '-j', '2', '-T', String(PGBENCH.seconds), '-f', script, databaseUrl],
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const tps = /tps = ([\d.]+) \((?:without initial connection time|excluding connections establishing)\)/.exec(output);
+    if (!tps) throw new Error(`pgbench printed no tps:\n${output}`);
+    return Number(tps[1]);
+  } finally {
+    await dataSource.query('DROP TABLE IF EXISTS bench_pgbench');
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
 /** The claim's plan and cost at one table size: ~1% of the rows due, the rest spread over the next hour. */
 async function explainClaim(adminUrl: string, size: number): Promise<string> {
   const database = await createDatabase(adminUrl, `explain_${size}`);
@@ -257,39 +315,173 @@ async function explainClaim(adminUrl: string, size: number): Promise<string> {
     );
     await client.query('VACUUM ANALYZE connections');
     const seedSeconds = (performance.now() - seedStarted) / 1000;
-    const params = [now, 'bench-explain', new Date(now.getTime() + REFRESH_POLICY.leaseMs), now, CLAIM_BATCH];
-    let plan = '';
-    const executionMs: number[] = [];
-    const roundTripMs: number[] = [];
-    for (let run = 0; run < EXPLAIN_RUNS; run++) {
-      await client.query('BEGIN');
-      const { rows } = await client.query(`EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF) ${CLAIM_DUE_SQL}`, params);
-      await client.query('ROLLBACK');
-      plan = rows.map((r: { 'QUERY PLAN': string }) => r['QUERY PLAN']).join('\n');
-      executionMs.push(Number(/Execution Time: ([\d.]+) ms/.exec(plan)?.[1]));
-      await client.query('BEGIN');
-      const started = performance.now();
-      const claimed = await client.query(CLAIM_DUE_SQL, params);
-      roundTripMs.push(performance.now() - started);
-      await client.query('ROLLBACK');
-      if (claimed.rowCount !== CLAIM_BATCH) throw new Error(`claimed ${claimed.rowCount}, expected ${CLAIM_BATCH}`);
-    }
     const [{ due }] = (await client.query(`SELECT count(*)::int AS due FROM connections WHERE due_at <= $1`, [now])).rows as {
       due: number;
     }[];
     return [
       `### ${size.toLocaleString('en-US')} connections (${due.toLocaleString('en-US')} due; seeded in ${seedSeconds.toFixed(1)} s)`,
       '',
-      `claim of ${CLAIM_BATCH}: execution median ${percentile(executionMs, 50).toFixed(3)} ms (p90 ${percentile(executionMs, 90).toFixed(3)} ms), ` +
-        `client round trip median ${percentile(roundTripMs, 50).toFixed(3)} ms, over ${EXPLAIN_RUNS} runs`,
-      '',
-      '```',
-      plan,
-      '```',
+      await claimCost(client, now),
     ].join('\n');
   } finally {
     await client.end().catch(() => undefined);
     if (dataSource.isInitialized) await dataSource.destroy();
+    await database.drop();
+  }
+}
+
+/** The daemon's claim (CLAIM_DUE_SQL, 64 rows) run 25 times under EXPLAIN and 25 times for real, each rolled back. */
+async function claimCost(client: pg.Client, now: Date): Promise<string> {
+  const params = [now, 'bench-explain', new Date(now.getTime() + REFRESH_POLICY.leaseMs), now, CLAIM_BATCH];
+  let plan = '';
+  const executionMs: number[] = [];
+  const roundTripMs: number[] = [];
+  for (let run = 0; run < EXPLAIN_RUNS; run++) {
+    await client.query('BEGIN');
+    const { rows } = await client.query(`EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF) ${CLAIM_DUE_SQL}`, params);
+    await client.query('ROLLBACK');
+    plan = rows.map((r: { 'QUERY PLAN': string }) => r['QUERY PLAN']).join('\n');
+    executionMs.push(Number(/Execution Time: ([\d.]+) ms/.exec(plan)?.[1]));
+    await client.query('BEGIN');
+    const started = performance.now();
+    const claimed = await client.query(CLAIM_DUE_SQL, params);
+    roundTripMs.push(performance.now() - started);
+    await client.query('ROLLBACK');
+    if (claimed.rowCount !== CLAIM_BATCH) throw new Error(`claimed ${claimed.rowCount}, expected ${CLAIM_BATCH}`);
+  }
+  return [
+    `claim of ${CLAIM_BATCH}: execution median ${percentile(executionMs, 50).toFixed(3)} ms (p90 ${percentile(executionMs, 90).toFixed(3)} ms), ` +
+      `client round trip median ${percentile(roundTripMs, 50).toFixed(3)} ms, over ${EXPLAIN_RUNS} runs`,
+    '',
+    '```',
+    plan,
+    '```',
+  ].join('\n');
+}
+
+function freePort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const server = createNetServer();
+    server.once('error', fail);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => done(port));
+    });
+  });
+}
+
+function rssMb(pid: number): number {
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8').match(/^VmRSS:\s+(\d+) kB$/m);
+  return line ? Number(line[1]) / 1024 : Number.NaN;
+}
+
+async function scrape(url: string): Promise<Map<string, number>> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const values = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#') || line === '') continue;
+    const space = line.lastIndexOf(' ');
+    values.set(line.slice(0, space), Number(line.slice(space + 1)));
+  }
+  return values;
+}
+
+/**
+ * The built service on a million connections (sealed like real ones; ~1 % due at the start, the rest due over the
+ * next hour, 2 % reauth_required, as --explain seeds them) refreshing against the bench token endpoint with its
+ * default settings: its RSS every 30 s, and the claim's cost on the full table at the end.
+ */
+async function soak(adminUrl: string, endpoint: { url: string }, connections: number, minutes: number): Promise<void> {
+  const database = await createDatabase(adminUrl, 'soak');
+  const config = benchConfig(database.url, endpoint.url, 16);
+  const dataSource = await new DataSource(dataSourceOptions(config)).initialize();
+  let service: ChildProcess | undefined;
+  try {
+    await runMigrations(dataSource);
+    const cipher = new TokenCipher(config);
+    const seeding = performance.now();
+    const now = new Date();
+    await seed(dataSource, cipher, connections, (i) => ({
+      due: new Date(now.getTime() + ((i % 3600) - 36) * 1000),
+      reauth: i % 50 === 0,
+    }));
+    process.stdout.write(
+      `seeded ${connections.toLocaleString('en-US')} connections in ${((performance.now() - seeding) / 1000).toFixed(0)} s\n`,
+    );
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    service = fork(resolve('dist/src/main.js'), [], {
+      stdio: 'inherit',
+      env: {
+        PATH: process.env.PATH,
+        NODE_ENV: 'production',
+        PORT: String(port),
+        DATABASE_URL: database.url,
+        API_KEYS: randomBytes(24).toString('hex'),
+        TOKEN_ENCRYPTION_KEYS: `bench:${config.encryption.keys[0].key.toString('base64')}`,
+        ATLASSIAN_CLIENT_ID: 'bench-client',
+        ATLASSIAN_CLIENT_SECRET: 'bench-secret',
+        ATLASSIAN_AUTH_URL: endpoint.url,
+        ATLASSIAN_API_URL: endpoint.url,
+        LOG_LEVEL: 'warn',
+        // Memory settings to compare, passed on when set.
+        ...(process.env.MALLOC_ARENA_MAX ? { MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX } : {}),
+        ...(process.env.SOAK_NODE_OPTIONS ? { NODE_OPTIONS: process.env.SOAK_NODE_OPTIONS } : {}),
+      },
+    });
+    const pid = service.pid!;
+    for (let ready = false; !ready;) {
+      ready = await fetch(`${url}/health/ready`).then(
+        (r) => r.ok,
+        () => false,
+      );
+      if (!ready) await new Promise((r) => setTimeout(r, 200));
+    }
+    const started = performance.now();
+    let peak = 0;
+    process.stdout.write(
+      '| minute | service RSS | V8 heap used / total | external | refreshed so far | oldest due |\n|---|---|---|---|---|---|\n',
+    );
+    for (let elapsed = 0; elapsed <= minutes * 60_000; elapsed = performance.now() - started) {
+      const rss = rssMb(pid);
+      peak = Math.max(peak, rss);
+      const metrics = await scrape(url);
+      const refreshed = metrics.get('atlassian_token_refreshes_total{outcome="refreshed"}') ?? 0;
+      const oldest = metrics.get('atlassian_token_refresh_oldest_due_seconds') ?? 0;
+      const mb = (name: string) => ((metrics.get(name) ?? 0) / 1024 / 1024).toFixed(0);
+      process.stdout.write(
+        `| ${(elapsed / 60_000).toFixed(1)} | ${rss.toFixed(0)} MB | ${mb('nodejs_heap_size_used_bytes')} / ${mb('nodejs_heap_size_total_bytes')} MB | ` +
+          `${mb('nodejs_external_memory_bytes')} MB | ${refreshed} | ${oldest.toFixed(0)} s |\n`,
+      );
+      await new Promise((r) => setTimeout(r, Math.min(SOAK_SAMPLE_MS, minutes * 60_000 - elapsed + 100)));
+    }
+    const finalRss = rssMb(pid);
+    const final = await scrape(url);
+    const client = new pg.Client({ connectionString: database.url });
+    await client.connect();
+    const claim = await claimCost(client, new Date()).finally(() => client.end());
+    process.stdout.write(
+      [
+        '',
+        `after ${minutes} min: service RSS ${finalRss.toFixed(0)} MB (peak ${peak.toFixed(0)} MB), ` +
+          `${final.get('atlassian_token_refreshes_total{outcome="refreshed"}') ?? 0} refreshed, outcomes other than refreshed: ` +
+          JSON.stringify(
+            [...final].filter(([k, v]) => k.startsWith('atlassian_token_refreshes_total{') && !k.includes('"refreshed"') && v > 0),
+          ),
+        '',
+        `### Claim on the full table after the soak`,
+        '',
+        claim,
+        '',
+      ].join('\n'),
+    );
+  } finally {
+    if (service && service.exitCode === null) {
+      const exited = new Promise((r) => service!.once('exit', r));
+      service.kill('SIGTERM');
+      await exited;
+    }
+    await dataSource.destroy();
     await database.drop();
   }
 }
@@ -305,6 +497,8 @@ async function main(): Promise<void> {
       concurrency: { type: 'string', default: '64' },
       rounds: { type: 'string', default: '3' },
       explain: { type: 'boolean', default: false },
+      'soak-minutes': { type: 'string' },
+      'soak-connections': { type: 'string', default: '1000000' },
     },
   });
   const connections = Number(values.connections);
@@ -314,6 +508,14 @@ async function main(): Promise<void> {
   Logger.overrideLogger(['error']);
 
   const endpoint = await startTokenEndpoint();
+  if (values['soak-minutes'] !== undefined) {
+    try {
+      await soak(adminUrl, endpoint, Number(values['soak-connections']), Number(values['soak-minutes']));
+    } finally {
+      endpoint.child.kill();
+    }
+    return;
+  }
   const database = await createDatabase(adminUrl, 'refresh');
   const config = benchConfig(database.url, endpoint.url, concurrency);
   const dataSource = await new DataSource(dataSourceOptions(config)).initialize();
@@ -336,6 +538,8 @@ async function main(): Promise<void> {
     }
     const endpointRate = await tokenEndpointCeiling(endpoint.url, connections, concurrency);
     const updateRate = await updateCeiling(dataSource, ids, concurrency);
+    const pgbenchRate = await pgbenchCeiling(dataSource, database.url);
+    const best = Math.max(...runs.map((run) => run.perSecond));
 
     const row = (name: string, run: RefreshRun) =>
       `| ${name} | ${run.perSecond.toFixed(0)} (${run.refreshed} in ${run.seconds.toFixed(2)} s) | ${run.p50Ms.toFixed(1)} ms | ${run.p99Ms.toFixed(1)} ms |`;
@@ -352,6 +556,8 @@ async function main(): Promise<void> {
       `| outcomes other than refreshed, all rounds | ${JSON.stringify(runs.map((run) => run.other))} |`,
       `| ceiling: token endpoint alone over keep-alive node:http (${concurrency} concurrent) | ${endpointRate.toFixed(0)} requests/s |`,
       `| ceiling: single-row UPDATEs on the same database (${concurrency} concurrent, pool of 20) | ${updateRate.toFixed(0)} updates/s |`,
+      `| ceiling: pgbench, single-row UPDATEs of a ~1.2 KB row (${PGBENCH.clients} clients, ${PGBENCH.seconds} s) | ${pgbenchRate.toFixed(0)} updates/s |`,
+      `| best round / pgbench's ceiling | ${(best / pgbenchRate).toFixed(2)} (best round / node pool's ceiling: ${(best / updateRate).toFixed(2)}) |`,
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {

@@ -9,6 +9,8 @@ interface Recorded {
   url: string;
   headers: IncomingMessage['headers'];
   body: string;
+  /** The client's end of the connection the request came over. */
+  clientPort: number | undefined;
 }
 
 /** A stand-in Atlassian whose next answer each test chooses. */
@@ -34,7 +36,7 @@ class FakeAtlassian {
     let body = '';
     req.on('data', (chunk: Buffer) => (body += chunk.toString()));
     req.on('end', () => {
-      this.requests.push({ method: req.method!, url: req.url!, headers: req.headers, body });
+      this.requests.push({ method: req.method!, url: req.url!, headers: req.headers, body, clientPort: req.socket.remotePort });
       this.answer(res);
     });
   }
@@ -133,6 +135,15 @@ describe('AtlassianClient', () => {
     const html = await failure(client.exchangeCode('c'));
     expect(html.kind).toBe('bad_response');
     expect(html.transient).toBe(true);
+  });
+
+  it('keeps its connection to Atlassian open between calls instead of connecting for each one', async () => {
+    fake.reply(200, { access_token: 'at', refresh_token: 'rt', expires_in: 3600 });
+    await client.refresh('rt-1');
+    await client.refresh('rt-2');
+    await client.me('at').catch(() => undefined);
+    expect(fake.requests).toHaveLength(3);
+    expect(new Set(fake.requests.map((r) => r.clientPort)).size).toBe(1);
   });
 
   it('gives up after its timeout', async () => {

@@ -1,3 +1,5 @@
+import { Agent as HttpAgent, type IncomingHttpHeaders, type IncomingMessage, request as httpRequest } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { Injectable } from '@nestjs/common';
 import { AppConfig } from '../config/app-config.js';
 import { AtlassianError } from './atlassian.errors.js';
@@ -9,6 +11,18 @@ export interface AtlassianClientOptions {
 }
 
 export const DEFAULT_ATLASSIAN_TIMEOUT_MS = 15_000;
+
+/**
+ * An idle kept-alive connection is closed after this long, before servers commonly close theirs (5 s and up), so a
+ * request is not sent on a socket the other side is closing.
+ */
+const IDLE_SOCKET_TIMEOUT_MS = 4_000;
+
+interface HttpCall {
+  readonly method: string;
+  readonly headers: Record<string, string>;
+  readonly body?: string;
+}
 
 interface HttpAnswer {
   readonly status: number;
@@ -45,6 +59,12 @@ export interface ProductAnswer {
 @Injectable()
 export class AtlassianClient {
   private readonly timeoutMs: number;
+  /**
+   * node:http(s) with keep-alive agents rather than the global fetch: the refresh daemon makes thousands of token
+   * calls a second at peak, and fetch's per-call cost made the client its ceiling (docs/benchmarks.md).
+   */
+  private readonly httpAgent = new HttpAgent({ keepAlive: true, timeout: IDLE_SOCKET_TIMEOUT_MS });
+  private readonly httpsAgent = new HttpsAgent({ keepAlive: true, timeout: IDLE_SOCKET_TIMEOUT_MS });
 
   constructor(
     private readonly config: AppConfig,
@@ -129,20 +149,58 @@ export class AtlassianClient {
     throw apiError(answer);
   }
 
-  private async send(url: string, init: RequestInit): Promise<HttpAnswer> {
-    let response: Response;
-    try {
-      response = await fetch(url, { ...init, redirect: 'manual', signal: AbortSignal.timeout(this.timeoutMs) });
-    } catch (error) {
-      const name = (error as Error).name;
-      if (name === 'TimeoutError' || name === 'AbortError') {
-        throw new AtlassianError('timeout', `Atlassian did not answer within ${this.timeoutMs} ms`);
-      }
-      throw new AtlassianError('network', `Atlassian could not be reached (${describeNetworkError(error)})`);
-    }
-    const text = await response.text().catch(() => '');
-    return { status: response.status, headers: response.headers, json: parseJson(text) };
+  private send(url: string, call: HttpCall): Promise<HttpAnswer> {
+    const target = new URL(url);
+    const secure = target.protocol === 'https:';
+    const payload = call.body === undefined ? undefined : Buffer.from(call.body, 'utf8');
+    return new Promise<HttpAnswer>((resolve, reject) => {
+      let settled = false;
+      const settle = (finish: () => void): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        finish();
+      };
+      const request = (secure ? httpsRequest : httpRequest)(target, {
+        method: call.method,
+        agent: secure ? this.httpsAgent : this.httpAgent,
+        headers: payload ? { ...call.headers, 'Content-Length': String(payload.length) } : call.headers,
+      });
+      const timer = setTimeout(() => {
+        settle(() => reject(new AtlassianError('timeout', `Atlassian did not answer within ${this.timeoutMs} ms`)));
+        request.destroy();
+      }, this.timeoutMs);
+      request.on('error', (error) =>
+        settle(() => reject(new AtlassianError('network', `Atlassian could not be reached (${describeNetworkError(error)})`))),
+      );
+      request.on('response', (response: IncomingMessage) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('error', (error) =>
+          settle(() => reject(new AtlassianError('network', `Atlassian's answer was cut off (${describeNetworkError(error)})`))),
+        );
+        response.on('end', () =>
+          settle(() =>
+            resolve({
+              status: response.statusCode ?? 0,
+              headers: toHeaders(response.headers),
+              json: parseJson(Buffer.concat(chunks).toString('utf8')),
+            }),
+          ),
+        );
+      });
+      request.end(payload);
+    });
   }
+}
+
+function toHeaders(incoming: IncomingHttpHeaders): Headers {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(incoming)) {
+    if (Array.isArray(value)) for (const one of value) headers.append(name, one);
+    else if (value !== undefined) headers.set(name, value);
+  }
+  return headers;
 }
 
 function parseJson(text: string): unknown {
@@ -271,6 +329,6 @@ export function mergeResources(items: unknown[]): AccessibleResource[] {
 }
 
 function describeNetworkError(error: unknown): string {
-  const cause = (error as { cause?: { code?: string } }).cause;
-  return cause?.code ?? (error as Error).name ?? 'unknown error';
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' ? code : ((error as Error).name ?? 'unknown error');
 }

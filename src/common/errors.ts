@@ -16,6 +16,7 @@ export const ERROR_CODES = {
   atlassian_error: HttpStatus.BAD_GATEWAY,
   atlassian_forbidden: HttpStatus.FORBIDDEN,
   configuration_error: HttpStatus.SERVICE_UNAVAILABLE,
+  token_decryption_failed: HttpStatus.SERVICE_UNAVAILABLE,
   database_unavailable: HttpStatus.SERVICE_UNAVAILABLE,
   internal_error: HttpStatus.INTERNAL_SERVER_ERROR,
 } as const;

@@ -26,9 +26,21 @@ export interface SealContext {
   readonly column: string;
 }
 
+/**
+ * Why a sealed value did not open. `unknown_key`: sealed under a key id this process' keyring lacks (a replica not
+ * yet given a rotated key); `authentication_failed`: altered, moved, truncated, or a different key under the same id.
+ */
+export const DECRYPTION_FAILURES = ['unknown_key', 'authentication_failed'] as const;
+export type DecryptionFailure = (typeof DECRYPTION_FAILURES)[number];
+
 export class TokenDecryptionError extends Error {
-  constructor(reason: string) {
-    super(`A stored token could not be decrypted: ${reason}`);
+  constructor(
+    readonly reason: DecryptionFailure,
+    /** The key id stored beside the value: an id, never key material. */
+    readonly keyId: string,
+    detail: string,
+  ) {
+    super(`A stored token could not be decrypted: ${detail}`);
     this.name = 'TokenDecryptionError';
   }
 }
@@ -61,16 +73,20 @@ export class TokenCipher {
 
   open(sealed: SealedValue, context: SealContext): string {
     const key = this.keys.get(sealed.keyId);
-    if (!key) throw new TokenDecryptionError(`key "${sealed.keyId}" is not in TOKEN_ENCRYPTION_KEYS`);
+    if (!key) throw new TokenDecryptionError('unknown_key', sealed.keyId, `key "${sealed.keyId}" is not in TOKEN_ENCRYPTION_KEYS`);
     const raw = Buffer.from(sealed.ciphertext, 'base64');
-    if (raw.length < NONCE_BYTES + TAG_BYTES) throw new TokenDecryptionError('value is truncated');
+    if (raw.length < NONCE_BYTES + TAG_BYTES) throw new TokenDecryptionError('authentication_failed', sealed.keyId, 'value is truncated');
     const decipher = createDecipheriv('aes-256-gcm', key, raw.subarray(0, NONCE_BYTES));
     decipher.setAAD(additionalData(context, sealed.keyId));
     decipher.setAuthTag(raw.subarray(raw.length - TAG_BYTES));
     try {
       return Buffer.concat([decipher.update(raw.subarray(NONCE_BYTES, raw.length - TAG_BYTES)), decipher.final()]).toString('utf8');
     } catch {
-      throw new TokenDecryptionError('authentication failed (altered, moved to another row or column, or wrong key)');
+      throw new TokenDecryptionError(
+        'authentication_failed',
+        sealed.keyId,
+        'authentication failed (altered, moved to another row or column, or wrong key)',
+      );
     }
   }
 

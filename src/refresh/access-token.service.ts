@@ -1,10 +1,12 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { Clock } from '../common/clock.js';
 import { ConnectionNotFoundError, DomainError, ReauthRequiredError } from '../common/errors.js';
 import { connectionTokenContext } from '../connections/connection-token-context.js';
-import { TokenCipher } from '../crypto/token-cipher.js';
+import { TokenCipher, TokenDecryptionError } from '../crypto/token-cipher.js';
+import { shortId } from '../logging/redact.js';
 import type { AccessTokenResponseDto } from './access-token.dto.js';
 import { REFRESH_POLICY } from './refresh.policy.js';
+import { RefreshMetrics } from './refresh.metrics.js';
 import { RefreshRepository, type TokenState } from './refresh.repository.js';
 import { RefreshService, type OnDemandOutcome } from './refresh.service.js';
 
@@ -23,11 +25,14 @@ export interface AccessTokenOptions {
  */
 @Injectable()
 export class AccessTokenService {
+  private readonly logger = new Logger(AccessTokenService.name);
+
   constructor(
     private readonly repository: RefreshRepository,
     private readonly refresh: RefreshService,
     private readonly cipher: TokenCipher,
     private readonly clock: Clock,
+    private readonly metrics: RefreshMetrics,
   ) {}
 
   async accessToken(userId: string, minValiditySeconds: number, options: AccessTokenOptions = {}): Promise<AccessTokenResponseDto> {
@@ -71,13 +76,23 @@ export class AccessTokenService {
   }
 
   private reveal(state: TokenState): AccessTokenResponseDto {
-    return {
-      accessToken: this.cipher.open(state.accessToken!, connectionTokenContext(state.id, 'access_token')),
-      expiresAt: state.accessTokenExpiresAt!.toISOString(),
-    };
+    let accessToken: string;
+    try {
+      accessToken = this.cipher.open(state.accessToken!, connectionTokenContext(state.id, 'access_token'));
+    } catch (error) {
+      if (!(error instanceof TokenDecryptionError)) throw error;
+      this.metrics.recordDecryptionFailure(error.reason);
+      this.logger.error(
+        `Connection ${shortId(state.id)}: its access token cannot be decrypted on this replica (${error.reason}, key "${error.keyId}"); ` +
+          'answered 503. Every replica needs the same TOKEN_ENCRYPTION_KEYS (see "Rotating the encryption key")',
+      );
+      throw undecryptable();
+    }
+    return { accessToken, expiresAt: state.accessTokenExpiresAt!.toISOString() };
   }
 
   private unavailable(outcome: OnDemandOutcome, forced: boolean): DomainError {
+    if (outcome.kind === 'released' && outcome.undecryptable) return undecryptable();
     const retryAt = 'retryAt' in outcome ? outcome.retryAt : undefined;
     const seconds = retryAt ? Math.max(1, Math.ceil((retryAt.getTime() - this.clock.now().getTime()) / 1000)) : DEFAULT_RETRY_AFTER_SECONDS;
     const headers = { 'Retry-After': String(seconds) };
@@ -95,4 +110,14 @@ export class AccessTokenService {
       headers,
     );
   }
+}
+
+/** The connection is fine; this replica lacks the key its tokens were sealed with. Another replica, or a retry, may serve it. */
+function undecryptable(): DomainError {
+  return new DomainError(
+    'token_decryption_failed',
+    "This replica cannot decrypt the connection's stored tokens (sealed under an encryption key it does not have); the " +
+      'connection is unchanged and the operators have been alerted. Try again shortly.',
+    { 'Retry-After': String(DEFAULT_RETRY_AFTER_SECONDS) },
+  );
 }

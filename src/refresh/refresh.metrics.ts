@@ -4,6 +4,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { Clock } from '../common/clock.js';
 import { AppConfig } from '../config/app-config.js';
 import type { ConnectionStatus } from '../connections/connection.entity.js';
+import { DECRYPTION_FAILURES, type DecryptionFailure } from '../crypto/token-cipher.js';
 import { RefreshRepository, type ConnectionCounts } from './refresh.repository.js';
 
 const STATUSES: readonly ConnectionStatus[] = ['active', 'refresh_failing', 'reauth_required'];
@@ -19,6 +20,7 @@ export class RefreshMetrics {
   private readonly logger = new Logger(RefreshMetrics.name);
   private readonly refreshes: Counter<'outcome'>;
   private readonly duration: Histogram<'outcome'>;
+  private readonly decryptionFailures: Counter<'reason'>;
   readonly leasesRecovered: Counter;
   readonly lateRecoveries: Counter;
   readonly credentialsRejected: Gauge;
@@ -44,6 +46,13 @@ export class RefreshMetrics {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20],
       registers,
     });
+    this.decryptionFailures = new Counter({
+      name: 'atlassian_token_decryption_failures_total',
+      help: 'Stored tokens this replica could not decrypt, by reason: unknown_key (not in its TOKEN_ENCRYPTION_KEYS), authentication_failed',
+      labelNames: ['reason'],
+      registers,
+    });
+    for (const reason of DECRYPTION_FAILURES) this.decryptionFailures.inc({ reason }, 0);
     this.leasesRecovered = new Counter({
       name: 'atlassian_token_refresh_leases_recovered_total',
       help: 'Connections claimed again after an earlier lease ended without its refresh being stored (a crash or stall)',
@@ -90,6 +99,18 @@ export class RefreshMetrics {
         this.set(oldest ? Math.max(0, (now.getTime() - oldest.getTime()) / 1000) : 0);
       },
     });
+  }
+
+  /** Every outcome's series exists from the start, so increase() and rate() see the first one. */
+  initOutcomes(outcomes: readonly string[]): void {
+    for (const outcome of outcomes) {
+      this.refreshes.inc({ outcome }, 0);
+      this.duration.zero({ outcome });
+    }
+  }
+
+  recordDecryptionFailure(reason: DecryptionFailure): void {
+    this.decryptionFailures.inc({ reason });
   }
 
   recordRefresh(outcome: string, seconds: number): void {

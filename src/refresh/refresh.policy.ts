@@ -30,6 +30,8 @@ export const REFRESH_POLICY = {
   minRefreshSpacingMs: 30 * SECOND,
   /** A Retry-After beyond this is taken as this (a misconfigured proxy must not park a connection for days). */
   maxRetryAfterMs: 60 * MINUTE,
+  /** How long a connection whose refresh token this replica cannot decrypt waits before any replica claims it again. */
+  undecryptableRetryMs: 1 * MINUTE,
   /** How long a replica stops refreshing after Atlassian refused the client credentials. */
   credentialsRejectedPauseMs: 5 * MINUTE,
   /** How long an on-demand request waits for another worker's refresh of the same connection. */

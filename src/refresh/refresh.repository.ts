@@ -303,8 +303,11 @@ export class RefreshRepository {
     return this.writeUnderLease(sql, [claim.id, claim.leaseId, error, now], now, events);
   }
 
-  /** Hands the lease back untouched by a refresh: due and refresh_attempted_at go back to what they were before the claim. */
-  async releaseLease(claim: ClaimedConnection, now: Date): Promise<boolean> {
+  /**
+   * Hands the lease back untouched by a refresh: refresh_attempted_at goes back to what it was before the claim, and
+   * due_at too unless `dueAt` says when to look again.
+   */
+  async releaseLease(claim: ClaimedConnection, now: Date, dueAt: Date | null = claim.previousDueAt): Promise<boolean> {
     const sql = `
       UPDATE connections SET
         due_at = $3,
@@ -312,7 +315,7 @@ export class RefreshRepository {
         updated_at = $5,
         lease_id = NULL, lease_owner = NULL, lease_expires_at = NULL
       WHERE id = $1 AND lease_id = $2`;
-    const { affected } = await this.run(sql, [claim.id, claim.leaseId, claim.previousDueAt, claim.previousAttemptedAt, now]);
+    const { affected } = await this.run(sql, [claim.id, claim.leaseId, dueAt, claim.previousAttemptedAt, now]);
     return affected > 0;
   }
 

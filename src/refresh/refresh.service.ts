@@ -33,8 +33,11 @@ export type RefreshOutcome =
   | { readonly kind: 'reauth_required' }
   /** Atlassian refused the client credentials: nothing was marked, refreshing is paused on this replica. */
   | { readonly kind: 'credentials_rejected'; readonly retryAt: Date }
-  /** Handed back without presenting the refresh token (shutting down, paused, or too little lease left). */
-  | { readonly kind: 'released' }
+  /**
+   * Handed back without presenting the refresh token (shutting down, paused, or too little lease left), or
+   * `undecryptable`: its refresh token does not open with this replica's keyring.
+   */
+  | { readonly kind: 'released'; readonly undecryptable?: true }
   /** Another worker took the lease over; what it wrote stands. */
   | { readonly kind: 'lease_lost' }
   /** Unexpected (e.g. the database failed): the lease runs out and the connection is claimed again. */
@@ -121,6 +124,7 @@ export class RefreshService implements BeforeApplicationShutdown {
       SAVE_BATCH,
       SAVE_FLUSHES,
     );
+    this.metrics.initOutcomes(Object.keys(COUNT_BY_OUTCOME));
   }
 
   /** Set while Atlassian refuses the client credentials (until a refresh succeeds again). */
@@ -298,6 +302,7 @@ export class RefreshService implements BeforeApplicationShutdown {
     try {
       refreshToken = this.cipher.open(claim.refreshToken, connectionTokenContext(claim.id, 'refresh_token'));
     } catch (error) {
+      if (error instanceof TokenDecryptionError) return this.setAsideUndecryptable(claim, error);
       return this.fail(claim, error, false);
     }
     const requestedAt = this.clock.now();
@@ -368,6 +373,24 @@ export class RefreshService implements BeforeApplicationShutdown {
     if (events.length > 0) this.logger.log(`Connection ${shortId(claim.id)} recovered after ${claim.consecutiveFailures} failed refreshes`);
     this.logger.debug(`Refreshed connection ${shortId(claim.id)}`);
     return { kind: 'refreshed' };
+  }
+
+  /**
+   * The refresh token does not open here: most likely this replica lacks a key that another one seals with (a key
+   * rotation rolled out of order). The connection itself is fine, so it is neither marked nor written: the lease is
+   * handed back, due again a little later, for a replica that has the key.
+   */
+  private async setAsideUndecryptable(claim: ClaimedConnection, error: TokenDecryptionError): Promise<RefreshOutcome> {
+    const now = this.clock.now();
+    const later = new Date(now.getTime() + REFRESH_POLICY.undecryptableRetryMs);
+    this.metrics.recordDecryptionFailure(error.reason);
+    this.logger.error(
+      `Connection ${shortId(claim.id)}: its refresh token cannot be decrypted on this replica (${error.reason}, key "${error.keyId}"); ` +
+        `handed back untouched until ${later.toISOString()}. Every replica needs the same TOKEN_ENCRYPTION_KEYS (see "Rotating the encryption key")`,
+    );
+    const dueAt = claim.previousDueAt && claim.previousDueAt > later ? claim.previousDueAt : later;
+    await this.repository.releaseLease(claim, now, dueAt);
+    return { kind: 'released', undecryptable: true };
   }
 
   /** Transient: back off and retry, never ask for consent. */

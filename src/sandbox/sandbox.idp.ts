@@ -154,7 +154,7 @@ export class SandboxIdentityProvider {
     this.startedAt = this.clock.now();
     this.settings = initialSettings(this.options);
     this.latency = { tokenMs: 0, apiMs: 0 };
-    this.faults = new FaultQueue();
+    this.faults = new FaultQueue(() => this.clock.now().getTime());
     this.users = new Map();
     this.usersByAccount = new Map();
     this.fixtures.forEach((user) => this.putUser(user));

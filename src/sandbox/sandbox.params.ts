@@ -96,8 +96,10 @@ const MAX_SETTING_SECONDS = 400 * 24 * 3600;
 export function parseFaultPlan(value: unknown): Checked<FaultPlan> {
   return checked(() => {
     const body = objectBody(value);
+    const seconds = optionalInt(body, 'seconds', 1, 86_400);
     const plan: FaultPlan = {
-      count: requiredInt(body, 'count', 1, 100_000),
+      count: seconds === undefined ? requiredInt(body, 'count', 1, 100_000) : 1,
+      seconds,
       endpoint: optionalOneOf(body, 'endpoint', ['token', 'api', 'all'] as const) ?? 'token',
       status: optionalOneOf<FaultStatus>(body, 'status', FAULT_STATUSES),
       retryAfterSeconds: optionalInt(body, 'retryAfterSeconds', 0, 86_400),

@@ -9,12 +9,6 @@ const RETRY_AFTER_SECONDS = 10;
 const BACKOFF_BASE_SECONDS = 10;
 /** The backoff's cap (5 min) and a margin: by then every connection has had its next try. */
 const RECOVERY_TIMEOUT_MS = 330_000;
-/**
- * The fault switch counts calls, not time: it is kept topped up with a few seconds' worth of calls at the current
- * rate, and never less than two full bursts of every replica's refresh workers, so that none slips through, and
- * so few are left over when a phase ends that the next one starts nearly on time.
- */
-const QUEUE_SECONDS = 3;
 
 /**
  * Scenario 4: Atlassian's token endpoint answers 503 for a minute, then 429 with Retry-After. Connections turn
@@ -27,9 +21,10 @@ export const tokenEndpointOutage = {
   async run(report, stack) {
     await stack.waitHealthy();
     const connections = stack.users.length;
-    const minQueued = 2 * stack.replicas.length * TIMING.refreshConcurrency;
-    // The first faults go in before the baseline is read: nothing counted after it can slip through.
-    await stack.sandbox.addFaults({ status: 503, count: minQueued });
+    // Both phases go in by time, before the baseline is read: every call from then on gets the 503 for a minute, then
+    // the 429 for 20 s, however many calls come (a switch counting calls let some through when a burst outran its top-ups).
+    await stack.sandbox.addFaults({ status: 503, seconds: OUTAGE_MS / 1000 });
+    await stack.sandbox.addFaults({ status: 429, retryAfterSeconds: RETRY_AFTER_SECONDS, seconds: RATE_LIMITED_MS / 1000 });
     const before = await stack.sandbox.stats();
     const startedAt = Date.now();
     stack.load.beginWindow();
@@ -42,9 +37,9 @@ export const tokenEndpointOutage = {
       peak.failingGauge = Math.max(peak.failingGauge, gauge);
     };
 
-    await holdFaults(stack.sandbox, { status: 503 }, OUTAGE_MS, minQueued, sample);
+    await sampleFor(OUTAGE_MS, sample);
     const afterOutage = await stack.sandbox.stats();
-    await holdFaults(stack.sandbox, { status: 429, retryAfterSeconds: RETRY_AFTER_SECONDS }, RATE_LIMITED_MS, minQueued, sample);
+    await sampleFor(RATE_LIMITED_MS, sample);
     const [limited] = await stack.query(
       `SELECT count(*)::int AS limited,
          count(*) FILTER (WHERE due_at < last_error_at + make_interval(secs => $1))::int AS early
@@ -129,27 +124,11 @@ export const tokenEndpointOutage = {
   },
 };
 
-/** Keeps at least `minQueued` of `fault` queued at the token endpoint for `ms`, while `onSecond` samples each second. */
-async function holdFaults(sandbox, fault, ms, minQueued, onSecond) {
+/** Runs `onSecond` each second for `ms`. */
+async function sampleFor(ms, onSecond) {
   const end = Date.now() + ms;
-  const sampling = (async () => {
-    while (Date.now() < end) {
-      await onSecond();
-      await sleep(1_000);
-    }
-  })();
-  let last = { at: Date.now(), calls: (await sandbox.stats()).tokenCalls.refresh_token };
-  let rate = 0;
   while (Date.now() < end) {
-    const stats = await sandbox.stats();
-    const now = Date.now();
-    if (now - last.at >= 1_000) {
-      rate = (stats.tokenCalls.refresh_token - last.calls) / ((now - last.at) / 1000);
-      last = { at: now, calls: stats.tokenCalls.refresh_token };
-    }
-    const target = Math.max(minQueued, Math.ceil(rate * QUEUE_SECONDS));
-    if (stats.pendingFaults < target) await sandbox.addFaults({ ...fault, count: target - stats.pendingFaults });
-    await sleep(100);
+    await onSecond();
+    await sleep(1_000);
   }
-  await sampling;
 }

@@ -85,7 +85,7 @@ export async function refreshStack(options: RefreshStackOptions): Promise<Refres
     options.random ?? new FixedRandom(0.5),
     options.sleeper ?? new TimerSleeper(),
   );
-  const accessTokens = new AccessTokenService(repository, service, cipher, options.clock);
+  const accessTokens = new AccessTokenService(repository, service, cipher, options.clock, metrics);
   return {
     dataSource,
     repository,

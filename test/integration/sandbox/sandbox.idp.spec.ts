@@ -468,6 +468,19 @@ describe('SandboxIdentityProvider', () => {
       expect(idp.stats()).toMatchObject({ faultsServed: 2, refreshes: 1, reuseWithinLeeway: 0 });
     });
 
+    it('answers every call for a time with a timed plan, however many come, then the next plan', async () => {
+      const { idp, clock } = setup();
+      const tokens = await connect(idp);
+      idp.addFault({ count: 1, seconds: 60, endpoint: 'token', status: 503 });
+      idp.addFault({ count: 1, endpoint: 'token', status: 429 });
+      for (let i = 0; i < 50; i += 1) expect((await refresh(idp, tokens.refresh_token)).status).toBe(503);
+      expect(idp.stats().pendingFaults).toBe(2);
+      clock.advanceSeconds(60);
+      expect((await refresh(idp, tokens.refresh_token)).status).toBe(429);
+      expect((await refresh(idp, tokens.refresh_token)).status).toBe(200);
+      expect(idp.stats()).toMatchObject({ faultsServed: 51, refreshes: 1, pendingFaults: 0 });
+    });
+
     it('sends Retry-After with 429 and keeps token and API faults apart', async () => {
       const { idp } = setup();
       const tokens = await connect(idp);
