@@ -1,9 +1,17 @@
 import type { RequestHandler } from 'express';
 import helmet from 'helmet';
 
-/** Whether a request path is under the API (`/v1`), the routes a backend calls with an API key. */
+/** `/v1` and what is under it, in any case. */
+const API_PATH = /^\/v1(?:\/|$)/i;
+
+/**
+ * Whether a request path is the API's (`/v1`), the routes a backend calls with an API key: they get the API's guards,
+ * headers and error shape. Routing is case-sensitive and strict, so only the exact spelling of a route reaches it;
+ * the test is case-insensitive so that the other spellings (`/V1/…`, a trailing slash) are answered as the API answers
+ * a path that is no route: 404 `not_found`, with the API's headers.
+ */
 export function isApiPath(path: string): boolean {
-  return path === '/v1' || path.startsWith('/v1/');
+  return API_PATH.test(path);
 }
 
 /**
