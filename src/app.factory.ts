@@ -4,13 +4,14 @@ import { type ArgumentsHost, Catch, type INestApplication } from '@nestjs/common
 import { BaseExceptionFilter, NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import cookieParser from 'cookie-parser';
-import type { Request } from 'express';
+import express, { type Request } from 'express';
 import { Logger } from 'nestjs-pino';
 import { setupApiDocs } from './api/api-docs.js';
 import { isApiPath, securityHeaders } from './api/api-routes.js';
 import { AppModule } from './app.module.js';
 import { ApiErrorFilter } from './common/error.filter.js';
 import { AppExpressAdapter } from './common/express-adapter.js';
+import { refuseDeepJson } from './common/json-depth.js';
 import { AppValidationPipe } from './common/validation.pipe.js';
 import type { CoreOptions } from './config/config.module.js';
 import { BROWSER_ROUTES_PREFIX, browserRouteHeaders } from './oauth/browser-headers.js';
@@ -32,6 +33,9 @@ export async function createApp(options: CoreOptions): Promise<INestApplication>
   app.use(BROWSER_ROUTES_PREFIX, ...browserRouteHeaders());
   // Only the browser routes read a cookie; the API's requests are not parsed for one.
   app.use(BROWSER_ROUTES_PREFIX, cookieParser());
+  // Express' JSON parser, as Nest would add it, but refusing bodies nested too deep for what walks them after parsing
+  // (Nest sees it and adds only its urlencoded parser).
+  app.use(express.json({ verify: refuseDeepJson }));
   app.useGlobalPipes(new AppValidationPipe());
   app.useGlobalFilters(new ApiRoutesErrorFilter(app.getHttpAdapter()));
   setupApiDocs(app);
