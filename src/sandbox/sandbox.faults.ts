@@ -5,19 +5,21 @@ export const FAULT_STATUSES = [429, 500, 502, 503, 504] as const;
 export type FaultStatus = (typeof FAULT_STATUSES)[number];
 
 /**
- * The next `count` calls to `endpoint` misbehave. With a `status` they answer it (after `timeoutMs`,
- * if set) without doing any work. With only `timeoutMs` they do the work and then hold the answer back,
- * which is how a client loses a refresh that Atlassian did perform.
+ * The next `count` calls to `endpoint` misbehave, or every call for `seconds` (an outage of that length). With a
+ * `status` they answer it (after `timeoutMs`, if set) without doing any work. With only `timeoutMs` they do the work
+ * and then hold the answer back, which is how a client loses a refresh that Atlassian did perform.
  */
 export interface FaultPlan {
-  count: number;
+  /** Exactly one of `count` and `seconds`. */
+  count?: number;
+  seconds?: number;
   endpoint: FaultEndpoint | 'all';
   status?: FaultStatus;
   retryAfterSeconds?: number;
   timeoutMs?: number;
 }
 
-export type Fault = Omit<FaultPlan, 'count'>;
+export type Fault = Omit<FaultPlan, 'count' | 'seconds'>;
 
 const REASONS: Record<FaultStatus, { error: string; message: string }> = {
   429: { error: 'too_many_requests', message: 'Rate limit exceeded' },
@@ -27,25 +29,59 @@ const REASONS: Record<FaultStatus, { error: string; message: string }> = {
   504: { error: 'server_error', message: 'Gateway Timeout' },
 };
 
-/** Plans are served in the order they were added, so a test can script "two 503s, then a 429". */
+interface QueuedPlan {
+  readonly fault: Fault;
+  /** Calls left, for a plan by count. */
+  count?: number;
+  readonly durationMs?: number;
+  /** For a plan by time: when it began to apply, which is when the plan before it ended. */
+  startedAt?: number;
+}
+
+/**
+ * Plans are served in the order they were added, so a test can script "two 503s, then a 429", or "503s for a minute,
+ * then 429s for 20 s". A plan by time starts when the one before it ends (at once, if none is left) and ends on time,
+ * whether or not calls came meanwhile.
+ */
 export class FaultQueue {
-  private plans: FaultPlan[] = [];
+  private plans: QueuedPlan[] = [];
 
-  add(plan: FaultPlan): void {
-    this.plans.push({ ...plan });
+  add(plan: FaultPlan, nowMs: number): void {
+    const { count, seconds, ...fault } = plan;
+    this.expire(nowMs);
+    const queued: QueuedPlan = seconds === undefined ? { fault, count } : { fault, durationMs: seconds * 1000 };
+    if (this.plans.length === 0 && queued.durationMs !== undefined) queued.startedAt = nowMs;
+    this.plans.push(queued);
   }
 
-  take(endpoint: FaultEndpoint): Fault | undefined {
-    const index = this.plans.findIndex((plan) => plan.endpoint === 'all' || plan.endpoint === endpoint);
+  take(endpoint: FaultEndpoint, nowMs: number): Fault | undefined {
+    this.expire(nowMs);
+    const index = this.plans.findIndex((plan) => plan.fault.endpoint === 'all' || plan.fault.endpoint === endpoint);
     if (index < 0) return undefined;
-    const { count, ...fault } = this.plans[index];
-    if (count <= 1) this.plans.splice(index, 1);
-    else this.plans[index].count = count - 1;
-    return fault;
+    const plan = this.plans[index];
+    if (plan.count !== undefined && (plan.count -= 1) <= 0) this.remove(index, nowMs);
+    return { ...plan.fault };
   }
 
-  pending(): number {
-    return this.plans.reduce((sum, plan) => sum + plan.count, 0);
+  /** Calls still to be answered with a fault by count, and one for each plan by time that has not ended. */
+  pending(nowMs: number): number {
+    this.expire(nowMs);
+    return this.plans.reduce((sum, plan) => sum + (plan.count ?? 1), 0);
+  }
+
+  /** Plans by time at the head whose time is over go, each handing its end to the next as that one's start. */
+  private expire(nowMs: number): void {
+    for (let head = this.plans[0]; head?.durationMs !== undefined; head = this.plans[0]) {
+      const endsAt = (head.startedAt ?? nowMs) + head.durationMs;
+      if (endsAt > nowMs) return;
+      this.remove(0, endsAt);
+    }
+  }
+
+  private remove(index: number, endedAt: number): void {
+    this.plans.splice(index, 1);
+    const next = this.plans[0];
+    if (index === 0 && next?.durationMs !== undefined && next.startedAt === undefined) next.startedAt = endedAt;
   }
 }
 

@@ -280,8 +280,8 @@ export class SandboxIdentityProvider {
   }
 
   addFault(plan: FaultPlan): { pendingFaults: number } {
-    this.faults.add(plan);
-    return { pendingFaults: this.faults.pending() };
+    this.faults.add(plan, this.nowMs());
+    return { pendingFaults: this.faults.pending(this.nowMs()) };
   }
 
   setLatency(latency: Partial<Latency>): Latency {
@@ -309,7 +309,7 @@ export class SandboxIdentityProvider {
       tokenCalls: { ...this.tokenCalls },
       ...this.counters,
       refreshesInFlight: this.inFlightTotal(),
-      pendingFaults: this.faults.pending(),
+      pendingFaults: this.faults.pending(this.nowMs()),
     };
   }
 
@@ -360,7 +360,7 @@ export class SandboxIdentityProvider {
   }
 
   private async withFaults(endpoint: FaultEndpoint, latencyMs: number, work: () => SandboxResponse): Promise<SandboxResponse> {
-    const fault = this.faults.take(endpoint);
+    const fault = this.faults.take(endpoint, this.nowMs());
     if (fault) this.counters.faultsServed += 1;
     await this.pause(latencyMs);
     if (fault?.status !== undefined) {
