@@ -1,35 +1,12 @@
-import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { errorOf } from '../utils/api.js';
 import { startTestApp, TEST_API_KEY, type TestApp } from '../utils/app.js';
+import { rawRequest, type RawAnswer } from '../utils/raw-http.js';
 
-interface RawAnswer {
-  readonly status: number;
-  readonly headers: Record<string, string>;
-  readonly body: string;
+/** GET `path` as written, with `headers` as given (repeated ones included). */
+function get(app: TestApp, path: string, headers: [string, string][] = []): Promise<RawAnswer> {
+  return rawRequest(Number(new URL(app.baseUrl).port), { method: 'GET', path, headers });
 }
-
-/** Sends `head` as written (headers Node's client would refuse to send included) and reads the answer to its end. */
-function exchange(app: TestApp, head: string, body = ''): Promise<RawAnswer> {
-  const { port } = new URL(app.baseUrl);
-  return new Promise((resolve, reject) => {
-    const socket = connect(Number(port), '127.0.0.1', () => socket.end(`${head}\r\nConnection: close\r\n\r\n${body}`));
-    const chunks: Buffer[] = [];
-    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
-    socket.on('error', reject);
-    socket.on('close', () => {
-      const text = Buffer.concat(chunks).toString('utf8');
-      const [top, ...rest] = text.split('\r\n\r\n');
-      const [statusLine, ...headerLines] = top.split('\r\n');
-      const headers = Object.fromEntries(
-        headerLines.map((line) => [line.slice(0, line.indexOf(':')).toLowerCase(), line.slice(line.indexOf(':') + 1).trim()]),
-      );
-      resolve({ status: Number(statusLine.split(' ')[1]), headers, body: rest.join('\r\n\r\n') });
-    });
-  });
-}
-
-const request = (path: string, headers: string[] = []) => [`GET ${path} HTTP/1.1`, 'Host: 127.0.0.1', ...headers].join('\r\n');
 
 describe('the edges of the HTTP contract', () => {
   let app: TestApp;
@@ -49,12 +26,10 @@ describe('the edges of the HTTP contract', () => {
       [TEST_API_KEY, 'another-key-0123456789abcdef'],
       ['another-key-0123456789abcdef', TEST_API_KEY],
     ]) {
-      const answer = await exchange(
+      const answer = await get(
         app,
-        request(
-          '/v1/connections',
-          keys.map((key) => `Authorization: Bearer ${key}`),
-        ),
+        '/v1/connections',
+        keys.map((key) => ['Authorization', `Bearer ${key}`]),
       );
       expect(answer.status).toBe(400);
       expect(JSON.parse(answer.body)).toEqual({
@@ -64,14 +39,14 @@ describe('the edges of the HTTP contract', () => {
   });
 
   it("answers headers over 16 KB with 431 in the API's shape on the API's paths, in plain text elsewhere", async () => {
-    const padding = `X-Padding: ${'p'.repeat(20_000)}`;
-    const api = await exchange(app, request('/v1/connections', [`Authorization: Bearer ${TEST_API_KEY}`, padding]));
+    const padding: [string, string] = ['X-Padding', 'p'.repeat(20_000)];
+    const api = await get(app, '/v1/connections', [['Authorization', `Bearer ${TEST_API_KEY}`], padding]);
     expect(api.status).toBe(431);
     expect(api.headers['content-type']).toBe('application/json; charset=utf-8');
     expect(api.headers['cache-control']).toBe('no-store');
     expect(JSON.parse(api.body)).toEqual({ error: { code: 'invalid_request', message: expect.stringContaining('16 KB') } });
 
-    const page = await exchange(app, request('/health/live', [padding]));
+    const page = await get(app, '/health/live', [padding]);
     expect(page.status).toBe(431);
     expect(page.headers['content-type']).toBe('text/plain; charset=utf-8');
   });
@@ -155,7 +130,7 @@ describe('behind https', () => {
         hsts: 'max-age=31536000; includeSubDomains',
       });
     }
-    const refused = await exchange(app, request('/v1/connections', [`X-Padding: ${'p'.repeat(20_000)}`]));
+    const refused = await get(app, '/v1/connections', [['X-Padding', 'p'.repeat(20_000)]]);
     expect(refused.headers['strict-transport-security']).toBe('max-age=31536000; includeSubDomains');
   });
 });
