@@ -153,7 +153,7 @@ describe('doctor command', () => {
     expect(lines).toEqual([
       'Configuration',
       '✗ PORT must be a whole number from 1 to 65535',
-      '✗ API_KEYS is required when NODE_ENV=production',
+      '✗ API_KEYS is required when NODE_ENV=production (only development and test fall back to the key "dev")',
       'Database checks skipped: the service would not start with this configuration; fix it first.',
     ]);
   });
