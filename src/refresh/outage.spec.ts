@@ -112,13 +112,15 @@ describe('TokenEndpointOutage', () => {
       expect(outage.active).toBe(false);
     });
 
-    it('hands out the stretches of due times to mark as waiting, one after the other', () => {
-      expect(outage.overdueToMark(at(1_000))).toEqual({ after: null, upTo: at(1_000) });
+    it('hands out the stretches of due times to mark as waiting, each once it is overdue by the grace', () => {
+      const grace = OUTAGE_POLICY.markOverdueAfterMs;
+      expect(outage.overdueToMark(at(grace + 1_000))).toEqual({ after: null, upTo: at(1_000) });
       outage.overdueMarked(at(1_000));
-      expect(outage.overdueToMark(at(2_000))).toEqual({ after: at(1_000), upTo: at(2_000) });
+      expect(outage.overdueToMark(at(grace + 1_000))).toBeNull();
+      expect(outage.overdueToMark(at(grace + 2_000))).toEqual({ after: at(1_000), upTo: at(2_000) });
       expect(outage.waitingReason()).toContain(`since ${at(0).toISOString()}`);
       outage.answered(at(3_000), true);
-      expect(outage.overdueToMark(at(4_000))).toBeNull();
+      expect(outage.overdueToMark(at(grace + 4_000))).toBeNull();
     });
   });
 });

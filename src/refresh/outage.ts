@@ -17,6 +17,11 @@ export const OUTAGE_POLICY = {
   minFailingConnections: 5,
   /** While out, one refresh probes the endpoint this often per replica (3 a minute), or after its Retry-After if later. */
   probeIntervalMs: 20 * SECOND,
+  /**
+   * While out, a connection this overdue is marked as waiting for the endpoint. Not sooner: another replica that has
+   * seen the endpoint answer again refreshes a due connection well within this, and it must not be marked meanwhile.
+   */
+  markOverdueAfterMs: 30 * SECOND,
 } as const;
 
 interface Sample {
@@ -133,11 +138,14 @@ export class TokenEndpointOutage {
   }
 
   /**
-   * While out: the stretch of due times whose connections have not been marked as waiting for the endpoint yet, from
-   * the end of the last stretch marked (null: from the start) to `now`; `overdueMarked` records it as done.
+   * While out: the stretch of due times whose connections are overdue by `markOverdueAfterMs` and have not been marked
+   * as waiting for the endpoint yet, from the end of the last stretch marked (null: from the start);
+   * `overdueMarked` records it as done.
    */
   overdueToMark(now: Date): { readonly after: Date | null; readonly upTo: Date } | null {
-    return this.outage ? { after: this.overdueMarkedUpTo, upTo: now } : null;
+    if (!this.outage) return null;
+    const upTo = new Date(now.getTime() - OUTAGE_POLICY.markOverdueAfterMs);
+    return this.overdueMarkedUpTo && upTo <= this.overdueMarkedUpTo ? null : { after: this.overdueMarkedUpTo, upTo };
   }
 
   overdueMarked(upTo: Date): void {

@@ -82,11 +82,15 @@ describePostgres("refreshing through an outage of Atlassian's token endpoint", (
     // each connection on its own backoff would have cost about 60 calls.
     expect(outageCalls).toBeLessThanOrEqual(OUTAGE_POLICY.minFailingConnections * 2 + 3);
     expect(await metricValue(stack.registry, 'atlassian_token_endpoint_probes_total', { outcome: 'failing' })).toBeGreaterThanOrEqual(1);
-    // Every connection fell due meanwhile: each says it waits for the endpoint (or failed on its own before that).
-    expect(await statuses()).toEqual([{ status: 'refresh_failing', n: CONNECTIONS }]);
-    expect((await readConnection(db.dataSource, stack.cipher, ids[CONNECTIONS - 1])).lastError).toContain(
+    // Every connection 30 s overdue says it waits for the endpoint (or failed on its own before the outage was noticed).
+    // The last cycle of the minute ran at 59 s.
+    const overdue = ids.filter((_, i) => i * DUE_EVERY_MS <= MINUTE - TICK_MS - OUTAGE_POLICY.markOverdueAfterMs);
+    const rows = await Promise.all(ids.map((id) => readConnection(db.dataSource, stack.cipher, id)));
+    expect(rows.filter((row) => overdue.includes(row.id)).every((row) => row.status === 'refresh_failing')).toBe(true);
+    expect(rows.find((row) => row.id === overdue.at(-1))!.lastError).toContain(
       "Atlassian's token endpoint has been failing for most connections",
     );
+    expect(rows.filter((row) => !overdue.includes(row.id)).every((row) => row.status === 'active')).toBe(true);
 
     // Atlassian is back now (the fault plan ended at 60 s): the next probe gets an answer, and every connection
     // is refreshed in the same cycle, not after its own backoff.
@@ -95,8 +99,9 @@ describePostgres("refreshing through an outage of Atlassian's token endpoint", (
     expect(await metricValue(stack.registry, 'atlassian_token_endpoint_outage')).toBe(0);
     expect(await metricValue(stack.registry, 'atlassian_token_endpoint_probes_total', { outcome: 'answered' })).toBe(1);
     expect(refreshCalls() - outageCalls).toBe(CONNECTIONS);
+    // A connection.recovered for each that was marked failing (those due in the last 30 s of the outage were not).
     const recovered = (await outboxEvents(db.dataSource)).filter((event) => event.type === 'connection.recovered');
-    expect(recovered.map((event) => event.userId).sort()).toEqual(ids.map((_, i) => `user-${i}`).sort());
+    expect(recovered.length).toBeGreaterThanOrEqual(overdue.length);
     expect(sandbox.idp.stats()).toMatchObject({ reuseWithinLeeway: 0, reuseAfterLeeway: 0, grantsRevoked: 0 });
   });
 
