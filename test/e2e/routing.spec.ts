@@ -6,7 +6,9 @@ import { ROUTES, routeName, samplePath, servedRoutes, type RouteEntry } from '..
 /** One path, one route: the other spellings of a route's path, each of which must reach no route. */
 function otherSpellings(pattern: string): string[] {
   const segments = samplePath(pattern).split('/');
-  const isStatic = pattern.split('/').map((segment) => segment !== '' && !segment.startsWith(':'));
+  // Parameters and wildcards are the caller's values; a wildcard's value has slashes, so nothing after it is static.
+  const wildcard = pattern.split('/').findIndex((segment) => segment.startsWith('*'));
+  const isStatic = pattern.split('/').map((segment, i) => segment !== '' && !segment.startsWith(':') && (wildcard < 0 || i < wildcard));
   const spell = (change: (segment: string, index: number) => string) => segments.map((s, i) => (isStatic[i] ? change(s, i) : s)).join('/');
   const toggled = (segment: string) =>
     (segment[0] === segment[0].toUpperCase() ? segment[0].toLowerCase() : segment[0].toUpperCase()) + segment.slice(1);

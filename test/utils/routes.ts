@@ -64,13 +64,21 @@ const PARAMETER_SAMPLES: Record<string, string> = {
   product: 'jira',
 };
 
-/** The pattern with every parameter filled in: a path the route serves. */
+/** A valid value for each wildcard (`*path`), slashes and all. */
+const WILDCARD_SAMPLES: Record<string, string> = {
+  path: 'rest/api/3/myself',
+};
+
+/** The pattern with every parameter and wildcard filled in: a path the route serves. */
 export function samplePath(pattern: string): string {
-  return pattern.replace(/:(\w+)/g, (_, name: string) => {
-    const sample = PARAMETER_SAMPLES[name];
-    if (sample === undefined) throw new Error(`No sample value for the route parameter ${name}: add one to PARAMETER_SAMPLES`);
-    return encodeURIComponent(sample);
-  });
+  const sample = (samples: Record<string, string>, name: string) => {
+    const value = samples[name];
+    if (value === undefined) throw new Error(`No sample value for the route parameter ${name}: add one to test/utils/routes.ts`);
+    return value;
+  };
+  return pattern
+    .replace(/:(\w+)/g, (_, name: string) => encodeURIComponent(sample(PARAMETER_SAMPLES, name)))
+    .replace(/\*(\w+)/g, (_, name: string) => sample(WILDCARD_SAMPLES, name));
 }
 
 const SWAGGER_ROUTE = /^\/docs(?:[/-]|$)/;
