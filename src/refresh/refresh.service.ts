@@ -173,8 +173,8 @@ export class RefreshService implements BeforeApplicationShutdown {
   }
 
   /**
-   * While the token endpoint is out: connections that fall due are marked as waiting for it, and when a probe is due
-   * one refresh probes it. If that refresh gets an answer, the outage is over and the full cycle runs at once.
+   * While the token endpoint is out: connections 30 s overdue are marked as waiting for it, and when a probe is due one
+   * refresh probes it. If that refresh gets an answer, the outage is over and the full cycle runs at once.
    */
   private async probe(): Promise<RefreshCycleReport> {
     const started = performance.now();
@@ -183,7 +183,7 @@ export class RefreshService implements BeforeApplicationShutdown {
     if (stretch) {
       const marked = await this.repository.markWaitingForEndpoint(stretch, this.outage.waitingReason(), now);
       this.outage.overdueMarked(stretch.upTo);
-      if (marked > 0) this.logger.debug(`${marked} connections fell due while the token endpoint is out: marked refresh_failing`);
+      if (marked > 0) this.logger.debug(`${marked} connections overdue while the token endpoint is out: marked refresh_failing`);
     }
     if (!this.outage.probeDue(now)) return skipped('outage');
     const counts = noCounts();
