@@ -36,6 +36,7 @@ import { connectionTokenContext } from '../src/connections/connection-token-cont
 import { TokenCipher } from '../src/crypto/token-cipher.js';
 import { dataSourceOptions } from '../src/database/data-source.js';
 import { runMigrations } from '../src/database/migrator.js';
+import { TokenEndpointOutage } from '../src/refresh/outage.js';
 import { RefreshMetrics } from '../src/refresh/refresh.metrics.js';
 import { REFRESH_POLICY } from '../src/refresh/refresh.policy.js';
 import { CLAIM_DUE_SQL, RefreshRepository } from '../src/refresh/refresh.repository.js';
@@ -200,8 +201,20 @@ interface RefreshRun {
 async function runRefresh(dataSource: DataSource, config: AppConfig, cipher: TokenCipher, client: AtlassianClient): Promise<RefreshRun> {
   const clock = new SystemClock();
   const repository = new RefreshRepository(dataSource, new OutboxRepository());
-  const metrics = new SamplingMetrics(new Registry(), repository, clock, config);
-  const service = new RefreshService(repository, client, cipher, config, clock, metrics, new MathRandomSource(), new TimerSleeper());
+  const registry = new Registry();
+  const metrics = new SamplingMetrics(registry, repository, clock, config);
+  const outage = new TokenEndpointOutage(registry);
+  const service = new RefreshService(
+    repository,
+    client,
+    cipher,
+    config,
+    clock,
+    metrics,
+    new MathRandomSource(),
+    new TimerSleeper(),
+    outage,
+  );
   const started = performance.now();
   const report = await service.runDueRefreshes();
   const seconds = (performance.now() - started) / 1000;

@@ -1,15 +1,16 @@
 import type { Server } from 'node:http';
-import type { Socket } from 'node:net';
 import { type ArgumentsHost, Catch, type INestApplication, NotFoundException } from '@nestjs/common';
 import { BaseExceptionFilter, NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import cookieParser from 'cookie-parser';
-import type { Request } from 'express';
+import express, { type Request } from 'express';
 import { setupApiDocs } from './api/api-docs.js';
-import { isApiPath, securityHeaders } from './api/api-routes.js';
+import { apiBodiesAreJson, isApiPath, securityHeaders } from './api/api-routes.js';
+import { explainRefusedRequests } from './api/refused-requests.js';
 import { AppModule } from './app.module.js';
 import { ApiErrorFilter } from './common/error.filter.js';
 import { AppExpressAdapter } from './common/express-adapter.js';
+import { refuseDeepJson } from './common/json-depth.js';
 import { AppValidationPipe } from './common/validation.pipe.js';
 import type { CoreOptions } from './config/config.module.js';
 import { AppLogger } from './logging/app-logger.js';
@@ -34,20 +35,25 @@ export async function createApp(options: CoreOptions, logger?: AppLogger): Promi
   app.disable('x-powered-by');
   app.set('query parser', 'extended');
   // An https PUBLIC_URL means a TLS-terminating proxy in front: trust that one hop for the client's address and protocol.
-  if (new URL(options.config.publicUrl).protocol === 'https:') app.set('trust proxy', 1);
+  const transport = { https: new URL(options.config.publicUrl).protocol === 'https:' };
+  if (transport.https) app.set('trust proxy', 1);
   // No answer here is worth revalidating: the API's and the browser routes' must not be stored, health and metrics are
   // live. Express would otherwise hash every body for an ETag.
   app.set('etag', false);
   // The API's own set under /v1; elsewhere helmet's without its default CSP, which would break other HTML (the API
   // docs and the sandbox's consent page set their own; the browser routes get their strict one below).
-  app.use(securityHeaders());
-  app.use(BROWSER_ROUTES_PREFIX, ...browserRouteHeaders());
+  app.use(securityHeaders(transport));
+  app.use(BROWSER_ROUTES_PREFIX, ...browserRouteHeaders(transport));
   // Only the browser routes read a cookie; the API's requests are not parsed for one.
   app.use(BROWSER_ROUTES_PREFIX, cookieParser());
+  app.use(apiBodiesAreJson());
+  // Express' JSON parser, as Nest would add it, but refusing bodies nested too deep for what walks them after parsing
+  // (Nest sees it and adds only its urlencoded parser).
+  app.use(express.json({ verify: refuseDeepJson }));
   app.useGlobalPipes(new AppValidationPipe());
   app.useGlobalFilters(new ApiRoutesErrorFilter(app.getHttpAdapter()));
   setupApiDocs(app);
-  explainRefusedRequests(app.getHttpServer() as Server);
+  explainRefusedRequests(app.getHttpServer() as Server, transport);
   return app;
 }
 
@@ -69,30 +75,4 @@ class ApiRoutesErrorFilter extends BaseExceptionFilter {
 /** Nest's answer to an address no route serves ("Cannot GET /x"): it gets the API's error shape wherever it is asked. */
 function isUnmatchedRoute(exception: unknown): boolean {
   return exception instanceof NotFoundException && /^Cannot [A-Z]+ /.test(exception.message);
-}
-
-const REFUSALS: Record<string, [status: number, reason: string, text: string]> = {
-  HPE_HEADER_OVERFLOW: [
-    431,
-    'Request Header Fields Too Large',
-    'The address or headers of this request are longer than this service accepts (16 KB). ' +
-      'If this was a sign-in, start again from the app: sign-in codes are accepted up to 4096 characters.',
-  ],
-  HPE_REQUEST_TIMEOUT: [408, 'Request Timeout', 'The request took too long to arrive.'],
-};
-
-/** Node refuses a request it cannot parse before Express sees it; this says why instead of closing with a bare status. */
-function explainRefusedRequests(server: Server): void {
-  server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket & { _httpMessage?: { headersSent: boolean } }) => {
-    // As Node's own handler does: answer only when no response on this connection has started to go out.
-    if (error.code === 'ECONNRESET' || !socket.writable || socket._httpMessage?.headersSent) {
-      socket.destroy();
-      return;
-    }
-    const [status, reason, text] = REFUSALS[error.code ?? ''] ?? [400, 'Bad Request', 'The request could not be read.'];
-    socket.end(
-      `HTTP/1.1 ${status} ${reason}\r\nContent-Type: text/plain; charset=utf-8\r\n` +
-        `Content-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`,
-    );
-  });
 }

@@ -1,5 +1,6 @@
 import type { INestApplication } from '@nestjs/common';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import type { RequestHandler } from 'express';
 import helmet from 'helmet';
 
 export const DOCS_PATH = '/docs';
@@ -7,7 +8,8 @@ export const DOCS_PATH = '/docs';
 /**
  * OpenAPI for /v1 only (health, metrics, the browser routes and the sandbox are not the API), with Swagger UI at
  * /docs and the document at /docs-json. Swagger UI is served from this service's own copy of swagger-ui-dist under a
- * CSP of its own: scripts only from here, inline styles (Swagger UI sets them), nothing from elsewhere.
+ * CSP of its own: scripts only from here, inline styles (Swagger UI sets them), nothing from elsewhere. The page and
+ * the document are not stored: they describe this deployment's API as it is now.
  */
 export function setupApiDocs(app: INestApplication): void {
   const config = new DocumentBuilder()
@@ -22,6 +24,7 @@ export function setupApiDocs(app: INestApplication): void {
     .build();
   const document = SwaggerModule.createDocument(app, config);
   document.paths = Object.fromEntries(Object.entries(document.paths).filter(([path]) => path.startsWith('/v1/')));
+  app.use([DOCS_PATH, `${DOCS_PATH}-json`], noStore);
   app.use(
     DOCS_PATH,
     helmet.contentSecurityPolicy({
@@ -45,3 +48,8 @@ export function setupApiDocs(app: INestApplication): void {
     swaggerOptions: { validatorUrl: null, persistAuthorization: false },
   });
 }
+
+const noStore: RequestHandler = (_req, res, next) => {
+  res.setHeader('Cache-Control', 'no-store');
+  next();
+};

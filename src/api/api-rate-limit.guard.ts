@@ -9,16 +9,18 @@ import {
   type ThrottlerRequest,
   type ThrottlerStorage,
 } from '@nestjs/throttler';
-import type { Request } from 'express';
+import type { Request, Response } from 'express';
 import { DomainError } from '../common/errors.js';
 import { ApiKeyGuard } from './api-key.guard.js';
 import { isApiPath } from './api-routes.js';
+import { RefusalPacer } from './refusal-pacer.js';
 
 /**
  * Limits every /v1 route per API key, one budget per key across all routes (API_RATE_LIMIT_PER_MINUTE, 0 = off): a guard
  * against a runaway client, not a quota. It runs
  * app-wide before the controllers' own ApiKeyGuard, so it authenticates first: a missing or wrong key is refused
- * with 401 and never gets a counter, and the counter is keyed by the key's fingerprint, never the key.
+ * with 401 (after a pause when such requests flood in, see RefusalPacer) and never gets a counter, and the counter is
+ * keyed by the key's fingerprint, never the key.
  * Health, metrics, the browser routes and the sandbox are not limited.
  *
  * The service has one throttler and no route sets its own limit (no `@Throttle` or `@SkipThrottle`), so the limit
@@ -33,6 +35,7 @@ export class ApiRateLimitGuard extends ThrottlerGuard {
     @InjectThrottlerOptions() options: ThrottlerModuleOptions,
     @InjectThrottlerStorage() storage: ThrottlerStorage,
     private readonly apiKeys: ApiKeyGuard,
+    private readonly refusals: RefusalPacer,
   ) {
     super(options, storage, new Reflector());
   }
@@ -55,7 +58,13 @@ export class ApiRateLimitGuard extends ThrottlerGuard {
 
   override canActivate(context: ExecutionContext): Promise<boolean> {
     if (context.getType() !== 'http' || !isApiPath(context.switchToHttp().getRequest<Request>().path)) return Promise.resolve(true);
-    this.apiKeys.canActivate(context);
+    try {
+      this.apiKeys.canActivate(context);
+    } catch (error) {
+      // Decided now, answered after the pacer's pause: a client that gives up meanwhile is logged as refused.
+      if (error instanceof DomainError) context.switchToHttp().getResponse<Response>().statusCode = error.status;
+      return this.refusals.refuse(error);
+    }
     // API_RATE_LIMIT_PER_MINUTE=0: authenticated, never counted.
     if (this.limit.limit === 0) return Promise.resolve(true);
     return this.handleRequest({ context, ...this.limit });

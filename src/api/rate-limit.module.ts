@@ -6,6 +6,7 @@ import { AppConfig } from '../config/app-config.js';
 import { ApiKeyGuard } from './api-key.guard.js';
 import { ApiRateLimitGuard } from './api-rate-limit.guard.js';
 import { FixedWindowThrottlerStorage } from './fixed-window.storage.js';
+import { RefusalPacer } from './refusal-pacer.js';
 
 const MINUTE_MS = 60_000;
 
@@ -20,6 +21,6 @@ const MINUTE_MS = 60_000;
       }),
     }),
   ],
-  providers: [ApiKeyGuard, { provide: APP_GUARD, useClass: ApiRateLimitGuard }],
+  providers: [ApiKeyGuard, RefusalPacer, { provide: APP_GUARD, useClass: ApiRateLimitGuard }],
 })
 export class RateLimitModule {}

@@ -53,3 +53,14 @@ describe('AppValidationPipe', () => {
     await expect(pipe.transform({ name: 'x' }, body)).resolves.toBeInstanceOf(RequiredBody);
   });
 });
+
+describe('AppValidationPipe and prototype keys', () => {
+  it.each([
+    ['__proto__', '{"__proto__":{"polluted":true},"name":"x"}'],
+    ['constructor', '{"name":"x","constructor":{"prototype":{"polluted":true}}}'],
+    ['prototype', '{"name":"x","nested":[{"prototype":1}]}'],
+  ])('refuses a body with a %s key, which class-transformer would drop silently', async (key, json) => {
+    await expect(new AppValidationPipe().transform(JSON.parse(json), body)).rejects.toThrow(`property ${key} should not exist`);
+    expect(Object.prototype).not.toHaveProperty('polluted');
+  });
+});

@@ -7,6 +7,7 @@ import { AppConfig } from '../config/app-config.js';
 import { LOG_DESTINATION } from '../config/config.module.js';
 import { maskUrl, REDACTING_HOOKS } from './redact.js';
 import { logDestination } from './log-output.js';
+import { sampleRefusals } from './refusal-log.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
@@ -31,8 +32,9 @@ export function loggingParams(config: AppConfig, destination: DestinationStream 
           req: (req: { id: string; method: string; url: string }) => ({ id: req.id, method: req.method, url: maskUrl(req.url) }),
           res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
         },
-        customLogLevel: (_req: IncomingMessage, res: ServerResponse, error?: Error) =>
+        customLogLevel: sampleRefusals((_req: IncomingMessage, res: ServerResponse, error?: Error) =>
           error || (res.statusCode >= 500 && !isDeliberate503(res)) ? 'error' : res.statusCode >= 400 ? 'warn' : 'info',
+        ),
         // A 503 is the service saying "not now" on purpose (Atlassian or the database out of reach, not ready yet):
         // a warning without the stack trace pino-http would make up, so an outage does not bury real errors.
         customErrorObject: (_req: IncomingMessage, res: ServerResponse, _error: Error, value: Record<string, unknown>) => {

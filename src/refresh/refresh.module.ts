@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { HealthIndicatorService } from '@nestjs/terminus';
 import { AccessTokenController } from './access-token.controller.js';
 import { AccessTokenService } from './access-token.service.js';
+import { TokenEndpointOutage } from './outage.js';
 import { RefreshHealthIndicator } from './refresh.health.js';
 import { RefreshMetrics } from './refresh.metrics.js';
 import { RefreshRepository } from './refresh.repository.js';
@@ -18,6 +19,7 @@ import { MathRandomSource, RandomSource, Sleeper, TimerSleeper } from './timing.
     AccessTokenService,
     RefreshScheduler,
     RefreshMetrics,
+    TokenEndpointOutage,
     RefreshHealthIndicator,
     HealthIndicatorService,
     { provide: RandomSource, useClass: MathRandomSource },

@@ -391,6 +391,44 @@ export class RefreshRepository {
     }));
   }
 
+  /**
+   * Leases the one connection whose refresh is due soonest, due or not, unless another worker holds it: the refresh
+   * that probes the token endpoint during an outage.
+   */
+  async claimSoonestDue(lease: LeaseRequest): Promise<ClaimedConnection | null> {
+    const candidates = `
+      SELECT ${CANDIDATE_COLUMNS} FROM connections
+      WHERE due_at IS NOT NULL AND status <> 'reauth_required' AND (lease_id IS NULL OR lease_expires_at <= $1)
+      ORDER BY due_at
+      LIMIT 1
+      FOR UPDATE SKIP LOCKED`;
+    const { rows } = await this.run<ClaimRow>(claimStatement(candidates), [lease.now, lease.owner, lease.leaseExpiresAt]);
+    return rows.length > 0 ? toClaim(rows[0]) : null;
+  }
+
+  /**
+   * During an outage of the token endpoint: active connections that fell due in (`after`, `upTo`] and are not being
+   * refreshed become `refresh_failing` with `error`, untouched otherwise. Answers how many.
+   */
+  async markWaitingForEndpoint(stretch: { after: Date | null; upTo: Date }, error: string, now: Date): Promise<number> {
+    const sql = `
+      UPDATE connections SET status = 'refresh_failing', last_error = $3, last_error_at = $4, updated_at = $4
+      WHERE due_at <= $2 AND ($1::timestamptz IS NULL OR due_at > $1) AND status = 'active' AND lease_id IS NULL`;
+    return (await this.run(sql, [stretch.after, stretch.upTo, error, now])).affected;
+  }
+
+  /**
+   * After an outage of the token endpoint: failing connections waiting out their own backoff are due now, those with
+   * a refresh whose answer may have been lost first (at the time of that attempt), so they are refreshed inside
+   * Atlassian's reuse leeway. Answers how many.
+   */
+  async bringForwardFailing(now: Date): Promise<number> {
+    const sql = `
+      UPDATE connections SET due_at = least(refresh_attempted_at, $1), updated_at = $1
+      WHERE status = 'refresh_failing' AND lease_id IS NULL AND due_at > $1`;
+    return (await this.run(sql, [now])).affected;
+  }
+
   /** One statement when there is nothing else to write; with events, the update and the events commit together. */
   private async writeUnderLease(sql: string, params: unknown[], now: Date, events: readonly OutboxEvent[]): Promise<boolean> {
     if (events.length === 0) return (await this.run(sql, params)).affected > 0;

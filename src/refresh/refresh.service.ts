@@ -13,6 +13,7 @@ import { consentEnd } from '../lifecycle/consent.policy.js';
 import { missingScopes } from '../lifecycle/scopes.js';
 import { shortId } from '../logging/redact.js';
 import type { OutboxEvent } from '../webhooks/outbox.repository.js';
+import { TokenEndpointOutage } from './outage.js';
 import { RefreshMetrics } from './refresh.metrics.js';
 import { answerMayBeLost, nextRefreshAt, REFRESH_POLICY, retryAt } from './refresh.policy.js';
 import {
@@ -61,8 +62,11 @@ export interface RefreshCycleReport {
   readonly leaseLost: number;
   readonly errors: number;
   readonly durationMs: number;
-  /** Set when the cycle did not run: refreshing is paused, shutting down, or the previous cycle is still running. */
-  readonly skipped?: 'paused' | 'stopping' | 'running';
+  /**
+   * Set when the cycle did not run: refreshing is paused, shutting down, the previous cycle is still running, or the
+   * token endpoint is out and no probe is due.
+   */
+  readonly skipped?: 'paused' | 'stopping' | 'running' | 'outage';
 }
 
 export interface CredentialsRejection {
@@ -115,6 +119,7 @@ export class RefreshService implements BeforeApplicationShutdown {
     private readonly metrics: RefreshMetrics,
     private readonly random: RandomSource,
     private readonly sleeper: Sleeper,
+    private readonly outage: TokenEndpointOutage,
   ) {
     this.saves = new StatementBatcher(
       async (writes) => {
@@ -140,7 +145,7 @@ export class RefreshService implements BeforeApplicationShutdown {
     if (this.stopping) return Promise.resolve(skipped('stopping'));
     if (this.isPaused(this.clock.now())) return Promise.resolve(skipped('paused'));
     if (this.cycle) return Promise.resolve(skipped('running'));
-    this.cycle = this.refreshDue().finally(() => {
+    this.cycle = (this.outage.active ? this.probe() : this.refreshDue()).finally(() => {
       this.cycle = null;
     });
     return this.cycle;
@@ -174,20 +179,43 @@ export class RefreshService implements BeforeApplicationShutdown {
     }
   }
 
+  /**
+   * While the token endpoint is out: connections 30 s overdue are marked as waiting for it, and when a probe is due one
+   * refresh probes it. If that refresh gets an answer, the outage is over and the full cycle runs at once.
+   */
+  private async probe(): Promise<RefreshCycleReport> {
+    const started = performance.now();
+    const now = this.clock.now();
+    const stretch = this.outage.overdueToMark(now);
+    if (stretch) {
+      const marked = await this.repository.markWaitingForEndpoint(stretch, this.outage.waitingReason(), now);
+      this.outage.overdueMarked(stretch.upTo);
+      if (marked > 0) this.logger.debug(`${marked} connections overdue while the token endpoint is out: marked refresh_failing`);
+    }
+    if (!this.outage.probeDue(now)) return skipped('outage');
+    const counts = noCounts();
+    const claim = await this.repository.claimSoonestDue(this.leaseRequest());
+    if (claim) {
+      counts.claimed = 1;
+      counts[COUNT_BY_OUTCOME[(await this.track(claim.id, this.refreshClaimed(claim, true))).kind]] += 1;
+    }
+    if (!this.outage.active) {
+      const { durationMs: _, ...cycle } = await this.refreshDue();
+      for (const key of Object.keys(counts) as (keyof Counts)[]) counts[key] += cycle[key];
+    }
+    return { ...counts, durationMs: Math.round(performance.now() - started) };
+  }
+
   private async refreshDue(): Promise<RefreshCycleReport> {
     const started = performance.now();
+    if (this.outage.catchUpDue) {
+      const broughtForward = await this.repository.bringForwardFailing(this.clock.now());
+      this.outage.caughtUp();
+      this.logger.log(`${broughtForward} failing connections brought forward after the token endpoint's outage`);
+    }
     const dueBefore = this.clock.now();
     const batchSize = this.config.refresh.concurrency;
-    const counts: Counts = {
-      claimed: 0,
-      refreshed: 0,
-      failing: 0,
-      reauthRequired: 0,
-      credentialsRejected: 0,
-      released: 0,
-      leaseLost: 0,
-      errors: 0,
-    };
+    const counts = noCounts();
     const queue: ClaimedConnection[] = [];
     let exhausted = false;
     let claimError: unknown;
@@ -214,7 +242,8 @@ export class RefreshService implements BeforeApplicationShutdown {
     };
     const take = async (): Promise<ClaimedConnection | undefined> => {
       for (;;) {
-        if (!exhausted && !this.stopping && !this.isPaused(this.clock.now()) && queue.length <= batchSize / 2) claimMore();
+        const mayClaim = !this.stopping && !this.isPaused(this.clock.now()) && !this.outage.active;
+        if (!exhausted && mayClaim && queue.length <= batchSize / 2) claimMore();
         const next = queue.shift();
         if (next) return next;
         if (!claiming) return undefined;
@@ -246,6 +275,8 @@ export class RefreshService implements BeforeApplicationShutdown {
     for (;;) {
       const now = this.clock.now();
       if (this.isPaused(now)) return { kind: 'credentials_rejected', retryAt: this.rejection!.pausedUntil };
+      // While the token endpoint is out only the daemon's probe calls it.
+      if (this.outage.active) return { kind: 'failing', retryAt: this.outage.nextProbeAt! };
       const claim = await this.repository.claimOne(this.leaseRequest(), userId);
       if (claim) {
         if (claim.version === seen.version) return this.refreshClaimed(claim);
@@ -266,12 +297,15 @@ export class RefreshService implements BeforeApplicationShutdown {
     }
   }
 
-  /** Refreshes one claimed connection. Never throws: every outcome, expected or not, is counted and returned. */
-  private async refreshClaimed(claim: ClaimedConnection): Promise<RefreshOutcome> {
+  /**
+   * Refreshes one claimed connection (`probe`: to find out whether the token endpoint, taken to be out, answers again).
+   * Never throws: every outcome, expected or not, is counted and returned.
+   */
+  private async refreshClaimed(claim: ClaimedConnection, probe = false): Promise<RefreshOutcome> {
     const started = performance.now();
     let outcome: RefreshOutcome;
     try {
-      outcome = await this.attempt(claim);
+      outcome = await this.attempt(claim, probe);
     } catch (error) {
       this.logger.error(
         `Refresh of connection ${shortId(claim.id)} failed unexpectedly (${describe(error)}); its lease expires and it is retried`,
@@ -282,10 +316,10 @@ export class RefreshService implements BeforeApplicationShutdown {
     return outcome;
   }
 
-  private async attempt(claim: ClaimedConnection): Promise<RefreshOutcome> {
+  private async attempt(claim: ClaimedConnection, probe: boolean): Promise<RefreshOutcome> {
     const now = this.clock.now();
     const leaseLeftMs = claim.leaseExpiresAt.getTime() - now.getTime();
-    if (this.stopping || this.isPaused(now) || leaseLeftMs < REFRESH_POLICY.minLeaseLeftMs) {
+    if (this.stopping || this.isPaused(now) || (this.outage.active && !probe) || leaseLeftMs < REFRESH_POLICY.minLeaseLeftMs) {
       await this.repository.releaseLease(claim, now);
       return { kind: 'released' };
     }
@@ -310,6 +344,7 @@ export class RefreshService implements BeforeApplicationShutdown {
     try {
       tokens = await this.atlassian.refresh(refreshToken);
     } catch (error) {
+      this.noteEndpoint(claim, error, probe);
       if (error instanceof AtlassianError && error.grantRevoked) {
         const ended = consentEnd(claim.consentedAt, this.clock.now(), this.config.lifecycle.reconsentWarningMs);
         return ended ? this.requireReauth(claim, ended.reason, ended.message) : this.requireReauth(claim, error.kind, describe(error));
@@ -317,7 +352,15 @@ export class RefreshService implements BeforeApplicationShutdown {
       if (error instanceof AtlassianError && error.kind === 'client_unauthorized') return this.pauseForCredentials(claim);
       return this.fail(claim, error, true);
     }
+    this.outage.answered(this.clock.now(), probe);
     return this.store(claim, tokens, requestedAt);
+  }
+
+  /** What a failed token call says about the endpoint as a whole: out (a transient failure), or working (a refusal). */
+  private noteEndpoint(claim: ClaimedConnection, error: unknown, probe: boolean): void {
+    if (!(error instanceof AtlassianError)) return;
+    if (error.transient) this.outage.failed(claim.id, this.clock.now(), error.details.retryAfterMs, probe);
+    else this.outage.answered(this.clock.now(), probe);
   }
 
   /** A lease that ended without being handed back: the worker died or stalled, maybe after Atlassian answered. */
@@ -459,19 +502,12 @@ export class RefreshService implements BeforeApplicationShutdown {
   }
 }
 
+function noCounts(): Counts {
+  return { claimed: 0, refreshed: 0, failing: 0, reauthRequired: 0, credentialsRejected: 0, released: 0, leaseLost: 0, errors: 0 };
+}
+
 function skipped(reason: NonNullable<RefreshCycleReport['skipped']>): RefreshCycleReport {
-  return {
-    claimed: 0,
-    refreshed: 0,
-    failing: 0,
-    reauthRequired: 0,
-    credentialsRejected: 0,
-    released: 0,
-    leaseLost: 0,
-    errors: 0,
-    durationMs: 0,
-    skipped: reason,
-  };
+  return { ...noCounts(), durationMs: 0, skipped: reason };
 }
 
 function kindOf(error: unknown): string {

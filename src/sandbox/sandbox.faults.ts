@@ -5,13 +5,13 @@ export const FAULT_STATUSES = [429, 500, 502, 503, 504] as const;
 export type FaultStatus = (typeof FAULT_STATUSES)[number];
 
 /**
- * The next `count` calls to `endpoint` misbehave, or with `seconds` every call for that long from the first one it
- * answers, however many come (an outage by time, which no burst of calls can outrun). With a `status` they answer
- * it (after `timeoutMs`, if set) without doing any work. With only `timeoutMs` they do the work and then hold the
- * answer back, which is how a client loses a refresh that Atlassian did perform.
+ * The next `count` calls to `endpoint` misbehave, or every call for `seconds` (an outage of that length). With a
+ * `status` they answer it (after `timeoutMs`, if set) without doing any work. With only `timeoutMs` they do the work
+ * and then hold the answer back, which is how a client loses a refresh that Atlassian did perform.
  */
 export interface FaultPlan {
-  count: number;
+  /** Exactly one of `count` and `seconds`. */
+  count?: number;
   seconds?: number;
   endpoint: FaultEndpoint | 'all';
   status?: FaultStatus;
@@ -29,40 +29,59 @@ const REASONS: Record<FaultStatus, { error: string; message: string }> = {
   504: { error: 'server_error', message: 'Gateway Timeout' },
 };
 
-/** Plans are served in the order they were added, so a test can script "two 503s, then a 429". */
+interface QueuedPlan {
+  readonly fault: Fault;
+  /** Calls left, for a plan by count. */
+  count?: number;
+  readonly durationMs?: number;
+  /** For a plan by time: when it began to apply, which is when the plan before it ended. */
+  startedAt?: number;
+}
+
+/**
+ * Plans are served in the order they were added, so a test can script "two 503s, then a 429", or "503s for a minute,
+ * then 429s for 20 s". A plan by time starts when the one before it ends (at once, if none is left) and ends on time,
+ * whether or not calls came meanwhile.
+ */
 export class FaultQueue {
-  private plans: (FaultPlan & { until?: number })[] = [];
+  private plans: QueuedPlan[] = [];
 
-  constructor(private readonly now: () => number) {}
-
-  add(plan: FaultPlan): void {
-    this.plans.push({ ...plan });
+  add(plan: FaultPlan, nowMs: number): void {
+    const { count, seconds, ...fault } = plan;
+    this.expire(nowMs);
+    const queued: QueuedPlan = seconds === undefined ? { fault, count } : { fault, durationMs: seconds * 1000 };
+    if (this.plans.length === 0 && queued.durationMs !== undefined) queued.startedAt = nowMs;
+    this.plans.push(queued);
   }
 
-  take(endpoint: FaultEndpoint): Fault | undefined {
-    this.dropExpired();
-    const index = this.plans.findIndex((plan) => plan.endpoint === 'all' || plan.endpoint === endpoint);
+  take(endpoint: FaultEndpoint, nowMs: number): Fault | undefined {
+    this.expire(nowMs);
+    const index = this.plans.findIndex((plan) => plan.fault.endpoint === 'all' || plan.fault.endpoint === endpoint);
     if (index < 0) return undefined;
     const plan = this.plans[index];
-    const { count, seconds, until: _, ...fault } = plan;
-    if (seconds !== undefined) {
-      plan.until ??= this.now() + seconds * 1000;
-      return fault;
+    if (plan.count !== undefined && (plan.count -= 1) <= 0) this.remove(index, nowMs);
+    return { ...plan.fault };
+  }
+
+  /** Calls still to be answered with a fault by count, and one for each plan by time that has not ended. */
+  pending(nowMs: number): number {
+    this.expire(nowMs);
+    return this.plans.reduce((sum, plan) => sum + (plan.count ?? 1), 0);
+  }
+
+  /** Plans by time at the head whose time is over go, each handing its end to the next as that one's start. */
+  private expire(nowMs: number): void {
+    for (let head = this.plans[0]; head?.durationMs !== undefined; head = this.plans[0]) {
+      const endsAt = (head.startedAt ?? nowMs) + head.durationMs;
+      if (endsAt > nowMs) return;
+      this.remove(0, endsAt);
     }
-    if (count <= 1) this.plans.splice(index, 1);
-    else this.plans[index].count = count - 1;
-    return fault;
   }
 
-  /** Faulty answers still to come: a timed plan counts as one while it lasts. */
-  pending(): number {
-    this.dropExpired();
-    return this.plans.reduce((sum, plan) => sum + (plan.seconds === undefined ? plan.count : 1), 0);
-  }
-
-  private dropExpired(): void {
-    const now = this.now();
-    this.plans = this.plans.filter((plan) => plan.until === undefined || plan.until > now);
+  private remove(index: number, endedAt: number): void {
+    this.plans.splice(index, 1);
+    const next = this.plans[0];
+    if (index === 0 && next?.durationMs !== undefined && next.startedAt === undefined) next.startedAt = endedAt;
   }
 }
 

@@ -154,7 +154,7 @@ export class SandboxIdentityProvider {
     this.startedAt = this.clock.now();
     this.settings = initialSettings(this.options);
     this.latency = { tokenMs: 0, apiMs: 0 };
-    this.faults = new FaultQueue(() => this.clock.now().getTime());
+    this.faults = new FaultQueue();
     this.users = new Map();
     this.usersByAccount = new Map();
     this.fixtures.forEach((user) => this.putUser(user));
@@ -289,8 +289,8 @@ export class SandboxIdentityProvider {
   }
 
   addFault(plan: FaultPlan): { pendingFaults: number } {
-    this.faults.add(plan);
-    return { pendingFaults: this.faults.pending() };
+    this.faults.add(plan, this.nowMs());
+    return { pendingFaults: this.faults.pending(this.nowMs()) };
   }
 
   setLatency(latency: Partial<Latency>): Latency {
@@ -319,7 +319,7 @@ export class SandboxIdentityProvider {
       tokenCalls: { ...this.tokenCalls },
       ...this.counters,
       refreshesInFlight: this.inFlightTotal(),
-      pendingFaults: this.faults.pending(),
+      pendingFaults: this.faults.pending(this.nowMs()),
     };
   }
 
@@ -370,7 +370,7 @@ export class SandboxIdentityProvider {
   }
 
   private async withFaults(endpoint: FaultEndpoint, latencyMs: number, work: () => SandboxResponse): Promise<SandboxResponse> {
-    const fault = this.faults.take(endpoint);
+    const fault = this.faults.take(endpoint, this.nowMs());
     if (fault) this.counters.faultsServed += 1;
     await this.pause(latencyMs);
     if (fault?.status !== undefined) {

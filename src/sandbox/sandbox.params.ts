@@ -57,12 +57,6 @@ function optionalInt(source: Record<string, unknown>, name: string, min: number,
   return value;
 }
 
-function requiredInt(source: Record<string, unknown>, name: string, min: number, max: number): number {
-  const value = optionalInt(source, name, min, max);
-  if (value === undefined) throw new InputError(`${name} is required.`);
-  return value;
-}
-
 function optionalString(source: Record<string, unknown>, name: string): string | undefined {
   const value = source[name];
   if (value === undefined) return undefined;
@@ -96,16 +90,16 @@ const MAX_SETTING_SECONDS = 400 * 24 * 3600;
 export function parseFaultPlan(value: unknown): Checked<FaultPlan> {
   return checked(() => {
     const body = objectBody(value);
-    const seconds = optionalInt(body, 'seconds', 1, 86_400);
     const plan: FaultPlan = {
-      count: seconds === undefined ? requiredInt(body, 'count', 1, 100_000) : 1,
-      seconds,
+      count: optionalInt(body, 'count', 1, 100_000),
+      seconds: optionalInt(body, 'seconds', 1, 86_400),
       endpoint: optionalOneOf(body, 'endpoint', ['token', 'api', 'all'] as const) ?? 'token',
       status: optionalOneOf<FaultStatus>(body, 'status', FAULT_STATUSES),
       retryAfterSeconds: optionalInt(body, 'retryAfterSeconds', 0, 86_400),
       timeoutMs: optionalInt(body, 'timeoutMs', 1, MAX_DELAY_MS),
     };
     if (plan.status === undefined && plan.timeoutMs === undefined) throw new InputError('Give a status, a timeoutMs, or both.');
+    if ((plan.count === undefined) === (plan.seconds === undefined)) throw new InputError('Give a count or a number of seconds.');
     return plan;
   });
 }

@@ -171,7 +171,7 @@ describePostgres('POST /v1/users/{userId}/access-token', () => {
     // Outside the API, helmet's set for documents.
     const health = await fetch(`${app.baseUrl}/health/live`);
     await health.text();
-    expect(health.headers.get('x-frame-options')).toBe('SAMEORIGIN');
+    expect(health.headers.get('x-frame-options')).toBe('DENY');
     expect(health.headers.get('x-content-type-options')).toBe('nosniff');
   });
 });

@@ -116,8 +116,6 @@ export class Stack {
         ATLASSIAN_API_URL: `${this.sandboxOrigin}/sandbox`,
         ATLASSIAN_CALLBACK_URL: this.callbackUrl,
         API_KEYS: this.apiKey,
-        // One key carries the whole client load here, as one big SaaS backend's would: above the default 600 a minute.
-        API_RATE_LIMIT_PER_MINUTE: '6000',
         TOKEN_ENCRYPTION_KEYS: `k1:${this.encryptionKey}`,
         REFRESH_LEAD_SECONDS: String(TIMING.refreshLeadSeconds),
         REFRESH_INTERVAL_SECONDS: String(TIMING.refreshIntervalSeconds),

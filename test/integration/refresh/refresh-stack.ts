@@ -7,6 +7,7 @@ import { loadConfig, type AppConfig } from '../../../src/config/app-config.js';
 import { TokenCipher } from '../../../src/crypto/token-cipher.js';
 import { dataSourceOptions } from '../../../src/database/data-source.js';
 import { AccessTokenService } from '../../../src/refresh/access-token.service.js';
+import { TokenEndpointOutage } from '../../../src/refresh/outage.js';
 import { RefreshMetrics } from '../../../src/refresh/refresh.metrics.js';
 import { RefreshRepository } from '../../../src/refresh/refresh.repository.js';
 import { RefreshService } from '../../../src/refresh/refresh.service.js';
@@ -84,6 +85,7 @@ export async function refreshStack(options: RefreshStackOptions): Promise<Refres
     metrics,
     options.random ?? new FixedRandom(0.5),
     options.sleeper ?? new TimerSleeper(),
+    new TokenEndpointOutage(registry),
   );
   const accessTokens = new AccessTokenService(repository, service, cipher, options.clock, metrics);
   return {

@@ -216,6 +216,10 @@ describe('sandbox over HTTP', () => {
         .send({ count: 0, status: 503 })
         .expect(400, { error: 'invalid_request', error_description: 'count must be an integer from 1 to 100000.' });
       await http().post('/sandbox/_control/faults').send({ count: 1, status: 418 }).expect(400);
+      await http()
+        .post('/sandbox/_control/faults')
+        .send({ count: 1, seconds: 10, status: 503 })
+        .expect(400, { error: 'invalid_request', error_description: 'Give a count or a number of seconds.' });
     });
 
     it('revokes a grant and counts what happened', async () => {

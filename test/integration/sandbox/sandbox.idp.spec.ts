@@ -468,17 +468,39 @@ describe('SandboxIdentityProvider', () => {
       expect(idp.stats()).toMatchObject({ faultsServed: 2, refreshes: 1, reuseWithinLeeway: 0 });
     });
 
-    it('answers every call for a time with a timed plan, however many come, then the next plan', async () => {
+    it('answers every call for a number of seconds, then the next plan for its own seconds, then recovers', async () => {
       const { idp, clock } = setup();
       const tokens = await connect(idp);
-      idp.addFault({ count: 1, seconds: 60, endpoint: 'token', status: 503 });
-      idp.addFault({ count: 1, endpoint: 'token', status: 429 });
-      for (let i = 0; i < 50; i += 1) expect((await refresh(idp, tokens.refresh_token)).status).toBe(503);
+      idp.addFault({ seconds: 60, endpoint: 'token', status: 503 });
+      idp.addFault({ seconds: 20, endpoint: 'token', status: 429, retryAfterSeconds: 10 });
       expect(idp.stats().pendingFaults).toBe(2);
-      clock.advanceSeconds(60);
+      for (let i = 0; i < 3; i++) expect((await refresh(idp, tokens.refresh_token)).status).toBe(503);
+      // No call for most of the minute: the 429s still begin when the 503s end, at 60 s.
+      clock.advanceSeconds(59);
+      expect((await refresh(idp, tokens.refresh_token)).status).toBe(503);
+      clock.advanceSeconds(1);
+      const limited = await refresh(idp, tokens.refresh_token);
+      expect(limited).toMatchObject({ status: 429, headers: { 'Retry-After': '10' } });
+      expect(idp.stats().pendingFaults).toBe(1);
+      clock.advanceSeconds(19);
       expect((await refresh(idp, tokens.refresh_token)).status).toBe(429);
+      clock.advanceSeconds(1);
+      expect(idp.stats().pendingFaults).toBe(0);
       expect((await refresh(idp, tokens.refresh_token)).status).toBe(200);
-      expect(idp.stats()).toMatchObject({ faultsServed: 51, refreshes: 1, pendingFaults: 0 });
+      expect(idp.stats()).toMatchObject({ faultsServed: 6, refreshes: 1 });
+    });
+
+    it('starts a plan by time only when the plans before it are served', async () => {
+      const { idp, clock } = setup();
+      const tokens = await connect(idp);
+      idp.addFault({ count: 1, endpoint: 'token', status: 502 });
+      idp.addFault({ seconds: 30, endpoint: 'token', status: 503 });
+      clock.advanceSeconds(100);
+      expect((await refresh(idp, tokens.refresh_token)).status).toBe(502);
+      clock.advanceSeconds(29);
+      expect((await refresh(idp, tokens.refresh_token)).status).toBe(503);
+      clock.advanceSeconds(1);
+      expect((await refresh(idp, tokens.refresh_token)).status).toBe(200);
     });
 
     it('sends Retry-After with 429 and keeps token and API faults apart', async () => {
