@@ -74,6 +74,7 @@ export class TokenEndpointOutage {
       labelNames: ['outcome'],
       registers: [registry],
     });
+    for (const outcome of ['answered', 'failing']) this.probes.labels(outcome).inc(0);
   }
 
   /** True while the endpoint is taken to be out. */

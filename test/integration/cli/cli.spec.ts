@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it, jest } from '@jest/globals';
 import { MIGRATIONS } from '../../../migrations/index.js';
+import { AtlassianClient } from '../../../src/atlassian/atlassian.client.js';
+import { AtlassianError } from '../../../src/atlassian/atlassian.errors.js';
 import { runCli } from '../../../src/cli/cli.js';
 import type { Clock } from '../../../src/common/clock.js';
 import { type AppConfig, loadConfig } from '../../../src/config/app-config.js';
@@ -28,15 +30,15 @@ describePostgres('the cli', () => {
   let env: Record<string, string>;
 
   beforeAll(async () => {
-    // Atlassian is not reached from the tests: its token endpoint answers doctor's made-up code as Atlassian does.
-    const realFetch = globalThis.fetch;
-    jest
-      .spyOn(globalThis, 'fetch')
-      .mockImplementation((input, init) =>
-        String(input) === 'https://auth.atlassian.com/oauth/token'
-          ? Promise.resolve(Response.json({ error: 'invalid_grant', error_description: 'Invalid authorization code' }, { status: 403 }))
-          : realFetch(input, init),
-      );
+    // Atlassian is not reached from the tests: its token endpoint refuses doctor's made-up code as Atlassian does (403
+    // invalid_grant; how AtlassianClient reads that answer is its own unit test's concern).
+    jest.spyOn(AtlassianClient.prototype, 'exchangeCode').mockRejectedValue(
+      new AtlassianError('invalid_grant', 'Atlassian answered invalid_grant: Invalid authorization code', {
+        status: 403,
+        error: 'invalid_grant',
+        description: 'Invalid authorization code',
+      }),
+    );
     db = await openMigratedDatabase('postgres');
     dataDir = mkdtempSync(join(tmpdir(), 'ats-cli-'));
     env = {
