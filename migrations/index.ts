@@ -2,6 +2,7 @@ import { InitialSchema1795746160671 } from './1795746160671-InitialSchema.js';
 import { WebhookOutboxDeadLetter1795747200000 } from './1795747200000-WebhookOutboxDeadLetter.js';
 import { AccessibleResourceChanges1795752000000 } from './1795752000000-AccessibleResourceChanges.js';
 import { ConnectionLifecycle1795761000000 } from './1795761000000-ConnectionLifecycle.js';
+import { AtlassianRateLimitPauses1795762000000 } from './1795762000000-AtlassianRateLimitPauses.js';
 
 /** Every migration, oldest first. A new migration is added here as well as in its own file. */
 export const MIGRATIONS = [
@@ -9,4 +10,5 @@ export const MIGRATIONS = [
   WebhookOutboxDeadLetter1795747200000,
   AccessibleResourceChanges1795752000000,
   ConnectionLifecycle1795761000000,
+  AtlassianRateLimitPauses1795762000000,
 ];

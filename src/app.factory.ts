@@ -1,4 +1,4 @@
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
 import { type ArgumentsHost, Catch, type INestApplication, NotFoundException } from '@nestjs/common';
 import { BaseExceptionFilter, NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
@@ -17,6 +17,7 @@ import { AppLogger } from './logging/app-logger.js';
 import { logDestination as defaultLogDestination } from './logging/log-output.js';
 import { loggingParams } from './logging/logging.module.js';
 import { BROWSER_ROUTES_PREFIX, browserRouteHeaders } from './oauth/browser-headers.js';
+import { isProxyPath, routeProductPathsAsSent } from './proxy/proxy-path.js';
 
 /**
  * Builds the configured application; `main.ts` listens with it, end-to-end tests drive it over HTTP. Its logger exists
@@ -30,6 +31,7 @@ export async function createApp(options: CoreOptions, logger?: AppLogger): Promi
     {
       logger: logger ?? new AppLogger(loggingParams(options.config, logDestination)),
       abortOnError: false,
+      bodyParser: false,
     },
   );
   app.disable('x-powered-by');
@@ -46,15 +48,22 @@ export async function createApp(options: CoreOptions, logger?: AppLogger): Promi
   app.use(BROWSER_ROUTES_PREFIX, ...browserRouteHeaders(transport));
   // Only the browser routes read a cookie; the API's requests are not parsed for one.
   app.use(BROWSER_ROUTES_PREFIX, cookieParser());
-  app.use(apiBodiesAreJson());
-  // Express' JSON parser, as Nest would add it, but refusing bodies nested too deep for what walks them after parsing
-  // (Nest sees it and adds only its urlencoded parser).
-  app.use(express.json({ verify: refuseDeepJson }));
+  // JSON and form bodies are parsed for every route but the proxy's, which forwards its paths and bodies as they came.
+  app.use(routeProductPathsAsSent());
+  app.use(apiBodiesAreJson(isProxyPath));
+  // Express' JSON parser, as Nest would add it, but refusing bodies nested too deep for what walks them after parsing.
+  app.use(express.json({ type: unlessProxied('application/json'), verify: refuseDeepJson }));
+  app.useBodyParser('urlencoded', { extended: true, type: unlessProxied('application/x-www-form-urlencoded') });
   app.useGlobalPipes(new AppValidationPipe());
   app.useGlobalFilters(new ApiRoutesErrorFilter(app.getHttpAdapter()));
   setupApiDocs(app);
   explainRefusedRequests(app.getHttpServer() as Server, transport);
   return app;
+}
+
+/** The body parsers' test: this media type, on any route but the proxy's. */
+function unlessProxied(type: string): (req: IncomingMessage) => boolean {
+  return (req) => !isProxyPath((req as Request).path) && Boolean((req as Request).is(type));
 }
 
 /**

@@ -13,6 +13,8 @@ import { LoggingModule } from './logging/logging.module.js';
 import { MetricsModule } from './metrics/metrics.module.js';
 import { OAuthModule } from './oauth/oauth.module.js';
 import { OperatorServerModule } from './operator/operator-server.module.js';
+import { ProxyModule } from './proxy/proxy.module.js';
+import { RateLimitsModule } from './rate-limits/rate-limits.module.js';
 import { RefreshModule } from './refresh/refresh.module.js';
 import { SandboxModule } from './sandbox/sandbox.module.js';
 import { SitesModule } from './sites/sites.module.js';
@@ -31,6 +33,7 @@ export class AppModule {
         HealthModule,
         CryptoModule,
         AtlassianModule,
+        RateLimitsModule,
         WebhooksModule,
         ConnectionsModule,
         OAuthModule,
@@ -38,6 +41,7 @@ export class AppModule {
         RefreshModule,
         LifecycleModule,
         SitesModule,
+        ProxyModule,
         RateLimitModule,
         OperatorServerModule,
         HomeModule,

@@ -18,8 +18,12 @@ export class ErrorBodyDto {
 /** Every /v1 route can answer these: a missing or wrong API key, too many requests, the database out of reach, a bug. */
 const EVERY_ROUTE: readonly ErrorCode[] = ['unauthorized', 'rate_limited', 'database_unavailable', 'internal_error'];
 
-const HEADERS_BY_CODE: Partial<Record<ErrorCode, Record<string, { description: string; schema: { type: 'integer' } }>>> = {
+const HEADERS_BY_CODE: Partial<Record<ErrorCode, Record<string, { description: string; schema: { type: 'integer' | 'string' } }>>> = {
   rate_limited: { 'Retry-After': { description: 'Seconds until this API key may call again.', schema: { type: 'integer' } } },
+  atlassian_rate_limited: {
+    'Retry-After': { description: "Whole seconds left of the pause Atlassian's 429 started, rounded up.", schema: { type: 'integer' } },
+    'RateLimit-Reason': { description: "Atlassian's reason for that 429, when it gave one.", schema: { type: 'string' } },
+  },
   atlassian_unavailable: { 'Retry-After': { description: 'Seconds to wait before trying again.', schema: { type: 'integer' } } },
   configuration_error: { 'Retry-After': { description: 'Seconds to wait before trying again.', schema: { type: 'integer' } } },
   database_unavailable: { 'Retry-After': { description: 'Seconds to wait before trying again.', schema: { type: 'integer' } } },

@@ -62,11 +62,12 @@ const JSON_TYPES = ['application/json', 'application/*+json'];
 
 /**
  * The API reads JSON bodies only. A body of another type (a form, text, or none named) would be ignored, and with it
- * what the caller meant to say (`forceRefresh`): it is refused with 415 instead, before any parser reads it.
+ * what the caller meant to say (`forceRefresh`): it is refused with 415 instead, before any parser reads it. Routes
+ * that forward bodies of any type as they came (the proxy's) are named by `forwardsBodies`.
  */
-export function apiBodiesAreJson(): RequestHandler {
+export function apiBodiesAreJson(forwardsBodies: (path: string) => boolean): RequestHandler {
   return (req, _res, next) => {
-    if (!isApiPath(req.path) || !carriesBody(req.headers) || req.is(JSON_TYPES)) return next();
+    if (!isApiPath(req.path) || forwardsBodies(req.path) || !carriesBody(req.headers) || req.is(JSON_TYPES)) return next();
     next(new UnsupportedMediaTypeException('Send the body as JSON, with Content-Type: application/json.'));
   };
 }

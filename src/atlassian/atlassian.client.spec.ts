@@ -1,7 +1,12 @@
+import { spawn } from 'node:child_process';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { connect } from 'node:net';
+import type { Readable } from 'node:stream';
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import type { AppConfig } from '../config/app-config.js';
 import { AtlassianClient, mergeResources, productError } from './atlassian.client.js';
+import { AtlassianCallGate, type CallOutcome, type GatedCall, type GateRefusal } from './atlassian-call.gate.js';
 import { AtlassianError } from './atlassian.errors.js';
 
 interface Recorded {
@@ -234,5 +239,241 @@ describe('mergeResources', () => {
       { id: 'c1', url: 'https://a.atlassian.net', name: 'a', scopes: ['read:confluence-content.all', 'read:jira-work'], avatarUrl: 'x' },
       { id: 'c2', url: 'https://b.atlassian.net', name: 'b', scopes: ['read:confluence-content.all'], avatarUrl: null },
     ]);
+  });
+});
+
+/** A gate that refuses what `refuse` says and remembers what it was asked and told. */
+class RecordingGate extends AtlassianCallGate {
+  refuse: GateRefusal | undefined;
+  readonly admitted: GatedCall[] = [];
+  readonly recorded: { call: GatedCall; kind: string; status?: number; reason?: string | null }[] = [];
+
+  admit(call: GatedCall): GateRefusal | undefined {
+    this.admitted.push(call);
+    return this.refuse;
+  }
+
+  record(call: GatedCall, outcome: CallOutcome): Promise<void> {
+    this.recorded.push(
+      outcome.kind === 'answered'
+        ? { call, kind: outcome.kind, status: outcome.status, reason: outcome.headers.get('ratelimit-reason') }
+        : { call, kind: outcome.kind },
+    );
+    return Promise.resolve();
+  }
+}
+
+describe('AtlassianClient and its gate', () => {
+  const fake = new FakeAtlassian();
+  const gate = new RecordingGate();
+  let client: AtlassianClient;
+  beforeAll(async () => {
+    await fake.start();
+    client = new AtlassianClient({ atlassian: { apiUrl: `${fake.baseUrl}/api` } } as unknown as AppConfig, { timeoutMs: 300 }, gate);
+  });
+  afterAll(async () => {
+    fake.server.closeAllConnections();
+    await new Promise<void>((resolve) => fake.server.close(() => resolve()));
+  });
+  beforeEach(() => {
+    fake.requests = [];
+    gate.refuse = undefined;
+    gate.admitted.length = 0;
+    gate.recorded.length = 0;
+  });
+
+  it('tells the gate how a product call ended, a 429 answered as it came', async () => {
+    fake.reply(429, { message: 'slow down' }, { 'Retry-After': '60', 'RateLimit-Reason': 'jira-quota-global-based' });
+    const answer = await client.productRequest('at', 'jira', 'c1', { method: 'PUT', path: '/rest/api/3/issue/ABC-1', body: {} });
+    expect(answer.status).toBe(429);
+    expect(gate.recorded).toEqual([
+      {
+        call: { product: 'jira', cloudId: 'c1', method: 'PUT', path: '/rest/api/3/issue/ABC-1' },
+        kind: 'answered',
+        status: 429,
+        reason: 'jira-quota-global-based',
+      },
+    ]);
+    expect(productError(answer).details.reason).toBe('jira-quota-global-based');
+  });
+
+  it('throws rate_limited with the pause left and its reason, and sends nothing, when the gate refuses', async () => {
+    gate.refuse = { retryAfterMs: 42_300, reason: 'jira-burst-based' };
+    const error = await client.productRequest('at', 'confluence', 'c2', { method: 'GET', path: '/wiki/api/v2/pages/1' }).then(
+      () => undefined,
+      (e: unknown) => e as AtlassianError,
+    );
+    expect(error).toBeInstanceOf(AtlassianError);
+    expect([error!.kind, error!.details]).toEqual([
+      'rate_limited',
+      { status: 429, retryAfterMs: 42_300, reason: 'jira-burst-based', paused: true },
+    ]);
+    expect(fake.requests).toEqual([]);
+    expect(gate.recorded).toEqual([]);
+  });
+
+  it('asks about and reports the calls outside any product as platform calls', async () => {
+    fake.reply(200, [{ id: 'c1', url: 'https://a.atlassian.net', name: 'a', scopes: [] }]);
+    await client.accessibleResources('at');
+    expect(gate.admitted).toEqual([{ product: 'platform', method: 'GET', path: '/oauth/token/accessible-resources' }]);
+    gate.refuse = { retryAfterMs: 1000 };
+    expect((await client.me('at').catch((e: AtlassianError) => e)) as AtlassianError).toMatchObject({
+      kind: 'rate_limited',
+      details: { paused: true },
+    });
+    expect(fake.requests).toHaveLength(1);
+  });
+
+  it('reports a call that timed out', async () => {
+    fake.answer = () => undefined;
+    await expect(client.productRequest('at', 'jira', 'c1', { method: 'GET', path: '/rest/api/3/myself' })).rejects.toMatchObject({
+      kind: 'timeout',
+    });
+    expect(gate.recorded.map((r) => r.kind)).toEqual(['timeout']);
+  });
+});
+
+/**
+ * A port that never finishes a connection: a child process listens with a backlog of one and blocks before it can
+ * accept, and the backlog is filled, so the kernel drops every further SYN.
+ */
+async function unansweredPort(): Promise<{ port: number; close: () => void }> {
+  const listen = `require('node:net').createServer().listen({ port: 0, host: '127.0.0.1', backlog: 1 }, function () {
+    process.send(this.address().port, () => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0));
+  })`;
+  const child = spawn(process.execPath, ['-e', listen], { stdio: ['ignore', 'ignore', 'ignore', 'ipc'] });
+  const port = await new Promise<number>((resolve) => child.once('message', (message) => resolve(message as number)));
+  const fillers = Array.from({ length: 4 }, () => connect(port, '127.0.0.1').on('error', () => undefined));
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  return {
+    port,
+    close: () => {
+      fillers.forEach((socket) => socket.destroy());
+      child.kill('SIGKILL');
+    },
+  };
+}
+
+async function text(body: Readable): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of body) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+describe('AtlassianClient.productStream', () => {
+  const fake = new FakeAtlassian();
+  const gate = new RecordingGate();
+  let client: AtlassianClient;
+  beforeAll(async () => {
+    await fake.start();
+    client = new AtlassianClient({ atlassian: { apiUrl: `${fake.baseUrl}/api` } } as unknown as AppConfig, { timeoutMs: 300 }, gate);
+  });
+  afterAll(async () => {
+    client.onApplicationShutdown();
+    fake.server.closeAllConnections();
+    await new Promise<void>((resolve) => fake.server.close(() => resolve()));
+  });
+  beforeEach(() => {
+    fake.requests = [];
+    gate.refuse = undefined;
+    gate.recorded.length = 0;
+  });
+
+  it('sends the path and query byte for byte, the given headers, the token and the body; answers as it came', async () => {
+    fake.reply(201, { id: '10001' }, { 'X-RateLimit-Remaining': '41', 'Set-Cookie': 'atl=1' });
+    const answer = await client.productStream('at', 'jira', 'cloud-1', {
+      method: 'POST',
+      path: '/rest/api/3/issue/ABC-1/comment',
+      query: 'expand=a&expand=b&jql=project%20%3D%20X&x="y"',
+      headers: { Accept: 'application/json', 'Content-Type': 'application/json' },
+      body: Buffer.from('{"body":"hi"}'),
+    });
+    expect([answer.status, answer.headers.get('x-ratelimit-remaining'), answer.headers.get('set-cookie')]).toEqual([201, '41', 'atl=1']);
+    expect(await text(answer.body)).toBe('{"id":"10001"}');
+    const [request] = fake.requests;
+    expect([request.method, request.url]).toEqual([
+      'POST',
+      '/api/ex/jira/cloud-1/rest/api/3/issue/ABC-1/comment?expand=a&expand=b&jql=project%20%3D%20X&x="y"',
+    ]);
+    expect(request.headers).toMatchObject({
+      authorization: 'Bearer at',
+      accept: 'application/json',
+      'content-type': 'application/json',
+      'content-length': '13',
+    });
+    expect(request.body).toBe('{"body":"hi"}');
+    expect(gate.recorded).toEqual([expect.objectContaining({ kind: 'answered', status: 201 })]);
+  });
+
+  it('decompresses an answer Atlassian compressed, and says nothing of the encoding', async () => {
+    fake.answer = (res) => {
+      res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Encoding': 'gzip' });
+      res.end(gzipSync('{"compressed":true}'));
+    };
+    const answer = await client.productStream('at', 'jira', 'c1', { method: 'GET', path: '/rest/api/3/myself', query: '', headers: {} });
+    expect([answer.headers.get('content-encoding'), answer.headers.get('content-length')]).toEqual([null, null]);
+    expect(await text(answer.body)).toBe('{"compressed":true}');
+    expect(fake.requests[0].headers['accept-encoding']).toBe('gzip, x-gzip, deflate, br');
+  });
+
+  it.each([
+    '/rest/api/3/../../../oauth/token',
+    '/rest/%2e%2e/%2E%2E/x',
+    '/rest\\..\\..\\x',
+    '/a b',
+    'rest/api/3/myself',
+    '/%2e%2e%2f%2e%2e%2fx/..',
+  ])('refuses the path %s before anything is sent', async (path) => {
+    await expect(client.productStream('at', 'jira', 'c1', { method: 'GET', path, query: '', headers: {} })).rejects.toThrow(
+      'does not stay under /ex/jira/{cloudId}/',
+    );
+    expect(fake.requests).toEqual([]);
+  });
+
+  it('sends nothing when the gate refuses', async () => {
+    gate.refuse = { retryAfterMs: 5_000, reason: 'jira-per-issue-on-write' };
+    await expect(
+      client.productStream('at', 'jira', 'c1', {
+        method: 'PUT',
+        path: '/rest/api/3/issue/A-1',
+        query: '',
+        headers: {},
+        body: Buffer.from('{}'),
+      }),
+    ).rejects.toMatchObject({ kind: 'rate_limited', details: { paused: true, reason: 'jira-per-issue-on-write' } });
+    expect(fake.requests).toEqual([]);
+  });
+
+  it('times out when the answer does not come', async () => {
+    fake.answer = () => undefined;
+    await expect(
+      client.productStream('at', 'jira', 'c1', { method: 'GET', path: '/rest/api/3/myself', query: '', headers: {} }),
+    ).rejects.toMatchObject({
+      kind: 'timeout',
+      message: 'Atlassian did not answer within 300 ms',
+    });
+    expect(gate.recorded.map((r) => r.kind)).toEqual(['timeout']);
+  });
+
+  it('times out when no connection can be opened, and reports a refused one as a network failure', async () => {
+    const unanswered = await unansweredPort();
+    try {
+      const slow = new AtlassianClient({ atlassian: { apiUrl: `http://127.0.0.1:${unanswered.port}` } } as unknown as AppConfig, {
+        timeoutMs: 5_000,
+        connectTimeoutMs: 200,
+      });
+      const started = Date.now();
+      await expect(slow.productStream('at', 'jira', 'c1', { method: 'GET', path: '/x', query: '', headers: {} })).rejects.toMatchObject({
+        kind: 'timeout',
+        message: 'no connection to Atlassian within 200 ms',
+      });
+      expect(Date.now() - started).toBeLessThan(2_000);
+    } finally {
+      unanswered.close();
+    }
+    const refused = new AtlassianClient({ atlassian: { apiUrl: 'http://127.0.0.1:1' } } as unknown as AppConfig, { timeoutMs: 1_000 });
+    await expect(refused.productStream('at', 'jira', 'c1', { method: 'GET', path: '/x', query: '', headers: {} })).rejects.toMatchObject({
+      kind: 'network',
+    });
   });
 });

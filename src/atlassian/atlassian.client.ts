@@ -1,16 +1,22 @@
 import { Agent as HttpAgent, type IncomingHttpHeaders, type IncomingMessage, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { performance } from 'node:perf_hooks';
 import { Injectable } from '@nestjs/common';
 import { AppConfig } from '../config/app-config.js';
+import { AtlassianCallGate, type AnswerHeaders, type GatedCall, type GateRefusal, OpenGate } from './atlassian-call.gate.js';
+import { ACCEPTED_ENCODINGS, StreamTransport, type StreamedAnswer } from './atlassian-stream.transport.js';
 import { AtlassianError } from './atlassian.errors.js';
 import type { AccessibleResource, AtlassianAccount, TokenSet } from './atlassian.types.js';
 
 export interface AtlassianClientOptions {
-  /** How long one call to Atlassian may take before it counts as a timeout. */
+  /** How long one call to Atlassian may take before it counts as a timeout (for a streamed call: until its answer's head). */
   readonly timeoutMs: number;
+  /** How long opening a connection for a streamed call may take. */
+  readonly connectTimeoutMs?: number;
 }
 
 export const DEFAULT_ATLASSIAN_TIMEOUT_MS = 15_000;
+export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
 
 /**
  * An idle kept-alive connection is closed after this long, before servers commonly close theirs (5 s and up), so a
@@ -42,6 +48,20 @@ export interface ProductRequest {
   readonly body?: unknown;
 }
 
+/** One call to a product REST API whose answer is streamed on as it comes (the proxy). */
+export interface ProductStreamRequest {
+  readonly method: string;
+  /** The path under `/ex/{product}/{cloudId}`, starting with `/`, percent-encoded as it is to be sent. */
+  readonly path: string;
+  /** The query as it is to be sent, without `?`; empty for none. */
+  readonly query: string;
+  /** Request headers to send besides the token (the caller decides which of its own may go). */
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body?: Buffer;
+}
+
+export type { StreamedAnswer } from './atlassian-stream.transport.js';
+
 /** A product API's answer as it came, whatever its status: the caller decides what a 400 or a 404 means for it. */
 export interface ProductAnswer {
   readonly status: number;
@@ -65,12 +85,19 @@ export class AtlassianClient {
    */
   private readonly httpAgent = new HttpAgent({ keepAlive: true, timeout: IDLE_SOCKET_TIMEOUT_MS });
   private readonly httpsAgent = new HttpsAgent({ keepAlive: true, timeout: IDLE_SOCKET_TIMEOUT_MS });
+  private readonly stream: StreamTransport;
 
   constructor(
     private readonly config: AppConfig,
     options?: AtlassianClientOptions,
+    /** Consulted around every API call as a user (the rate-limit governor); admits everything by default. */
+    private readonly gate: AtlassianCallGate = new OpenGate(),
   ) {
     this.timeoutMs = options?.timeoutMs ?? DEFAULT_ATLASSIAN_TIMEOUT_MS;
+    this.stream = new StreamTransport({
+      connectTimeoutMs: options?.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+      answerTimeoutMs: this.timeoutMs,
+    });
   }
 
   /** The redirect_uri sent to /authorize and to the code exchange: always this exact string. */
@@ -98,14 +125,14 @@ export class AtlassianClient {
   }
 
   async me(accessToken: string): Promise<AtlassianAccount> {
-    const body = await this.apiGet(accessToken, `${this.config.atlassian.apiUrl}/me`);
+    const body = await this.apiGet(accessToken, '/me');
     const accountId = stringField(body, 'account_id');
     if (!accountId) throw badResponse('/me answered without an account_id');
     return { accountId, name: stringField(body, 'name'), email: stringField(body, 'email') };
   }
 
   async accessibleResources(accessToken: string): Promise<AccessibleResource[]> {
-    const body = await this.apiGet(accessToken, `${this.config.atlassian.apiUrl}/oauth/token/accessible-resources`);
+    const body = await this.apiGet(accessToken, '/oauth/token/accessible-resources');
     if (!Array.isArray(body)) throw badResponse('accessible-resources did not answer a list');
     return mergeResources(body);
   }
@@ -119,15 +146,84 @@ export class AtlassianClient {
 
   /**
    * One call to a product REST API through the API gateway (`{ATLASSIAN_API_URL}/ex/{product}/{cloudId}{path}`), as
-   * the user whose access token it carries. Answers whatever status came back; only a timeout or a broken connection
-   * throws. `productError` turns an answer that is not a success into the typed error.
+   * the user whose access token it carries. Answers whatever status came back, a 429 included; throws only for a
+   * timeout, a broken connection, or a call the rate-limit governor refuses because its scope is paused (`rate_limited`
+   * with `details.paused`). `productError` turns an answer that is not a success into the typed error.
    */
   productRequest(accessToken: string, product: AtlassianProduct, cloudId: string, request: ProductRequest): Promise<ProductAnswer> {
     const query = request.query && Object.keys(request.query).length > 0 ? `?${new URLSearchParams(request.query).toString()}` : '';
     const url = `${this.config.atlassian.apiUrl}/ex/${product}/${encodeURIComponent(cloudId)}${request.path}${query}`;
     const headers: Record<string, string> = { Authorization: `Bearer ${accessToken}`, Accept: 'application/json' };
     if (request.body !== undefined) headers['Content-Type'] = 'application/json';
-    return this.send(url, { method: request.method, headers, body: request.body === undefined ? undefined : JSON.stringify(request.body) });
+    const call = { product, cloudId, method: request.method, path: request.path };
+    return this.governed(call, () =>
+      this.send(url, { method: request.method, headers, body: request.body === undefined ? undefined : JSON.stringify(request.body) }),
+    );
+  }
+
+  /**
+   * A call to a product REST API as the user, with the answer's body left as a stream for the caller to send on
+   * (`StreamedAnswer`), whatever its status. Like `productRequest` it goes through the gate; it throws for a timeout
+   * (connecting, or until the answer's head), a broken connection, a refusal of the gate, and for a path that would
+   * leave `{ATLASSIAN_API_URL}/ex/{product}/{cloudId}/` once a URL parser has read it (the caller must refuse those).
+   */
+  async productStream(
+    accessToken: string,
+    product: AtlassianProduct,
+    cloudId: string,
+    request: ProductStreamRequest,
+  ): Promise<StreamedAnswer> {
+    const url = this.siteUrl(product, cloudId, request.path);
+    const headers: Record<string, string> = {
+      ...request.headers,
+      Authorization: `Bearer ${accessToken}`,
+      'Accept-Encoding': ACCEPTED_ENCODINGS,
+    };
+    if (request.body !== undefined) headers['Content-Length'] = String(request.body.length);
+    const pathAndQuery = request.query === '' ? url.pathname : `${url.pathname}?${request.query}`;
+    return this.governed({ product, cloudId, method: request.method, path: request.path }, () =>
+      this.stream.send({ url, pathAndQuery, method: request.method, headers, body: request.body }),
+    );
+  }
+
+  /** Closes the streamed calls' idle keep-alive connections (Nest calls it when the application stops). */
+  onApplicationShutdown(): void {
+    this.stream.close();
+  }
+
+  /** `{apiUrl}/ex/{product}/{cloudId}{path}`, refused unless a URL parser leaves it exactly as built, under the site. */
+  private siteUrl(product: AtlassianProduct, cloudId: string, path: string): URL {
+    const site = `${this.config.atlassian.apiUrl}/ex/${product}/${encodeURIComponent(cloudId)}/`;
+    const target = `${site}${path.slice(1)}`;
+    const url = URL.canParse(target) ? new URL(target) : undefined;
+    if (!path.startsWith('/') || url?.href !== target || !url.href.startsWith(site)) {
+      throw new Error(`Refusing a product call whose path does not stay under /ex/${product}/{cloudId}/`);
+    }
+    return url;
+  }
+
+  /**
+   * The one way out to Atlassian's API as a user: the gate may refuse the call (its scope is paused), and learns how
+   * every call that went out ended.
+   */
+  private async governed<T extends { readonly status: number; readonly headers: AnswerHeaders }>(
+    call: GatedCall,
+    send: () => Promise<T>,
+  ): Promise<T> {
+    const refusal = this.gate.admit(call);
+    if (refusal) throw pausedError(refusal);
+    const started = performance.now();
+    let answer: T;
+    try {
+      answer = await send();
+    } catch (error) {
+      if (error instanceof AtlassianError && (error.kind === 'timeout' || error.kind === 'network')) {
+        await this.gate.record(call, { kind: error.kind, seconds: secondsSince(started) });
+      }
+      throw error;
+    }
+    await this.gate.record(call, { kind: 'answered', status: answer.status, headers: answer.headers, seconds: secondsSince(started) });
+    return answer;
   }
 
   private async tokenRequest(body: Record<string, string>): Promise<TokenSet> {
@@ -140,11 +236,13 @@ export class AtlassianClient {
     throw tokenEndpointError(answer);
   }
 
-  private async apiGet(accessToken: string, url: string): Promise<unknown> {
-    const answer = await this.send(url, {
-      method: 'GET',
-      headers: { Authorization: `Bearer ${accessToken}`, Accept: 'application/json' },
-    });
+  private async apiGet(accessToken: string, path: string): Promise<unknown> {
+    const answer = await this.governed({ product: 'platform', method: 'GET', path }, () =>
+      this.send(`${this.config.atlassian.apiUrl}${path}`, {
+        method: 'GET',
+        headers: { Authorization: `Bearer ${accessToken}`, Accept: 'application/json' },
+      }),
+    );
     if (answer.status >= 200 && answer.status < 300) return answer.json;
     throw apiError(answer);
   }
@@ -203,6 +301,18 @@ function toHeaders(incoming: IncomingHttpHeaders): Headers {
   return headers;
 }
 
+function secondsSince(started: number): number {
+  return (performance.now() - started) / 1000;
+}
+
+function pausedError(refusal: GateRefusal): AtlassianError {
+  return new AtlassianError(
+    'rate_limited',
+    `Atlassian rate limited this app${refusal.reason ? ` (${refusal.reason})` : ''} and the pause has not ended; the call was not sent`,
+    { status: 429, retryAfterMs: refusal.retryAfterMs, reason: refusal.reason, paused: true },
+  );
+}
+
 function parseJson(text: string): unknown {
   try {
     return JSON.parse(text);
@@ -234,13 +344,14 @@ function parseTokenSet(body: unknown): TokenSet {
   };
 }
 
-function retryAfterMs(headers: Headers): number | undefined {
+/** An answer's `Retry-After` (seconds, or an HTTP date) as milliseconds from `nowMs`; undefined without a readable one. */
+export function retryAfterMs(headers: AnswerHeaders, nowMs: number = Date.now()): number | undefined {
   const value = headers.get('retry-after');
   if (!value) return undefined;
   const seconds = Number(value);
   if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
   const date = Date.parse(value);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+  return Number.isNaN(date) ? undefined : Math.max(0, date - nowMs);
 }
 
 /** Errors common to the token endpoint and the API: rate limits, outages, and answers that are not JSON. */
@@ -250,6 +361,7 @@ function transientError(answer: HttpAnswer): AtlassianError | undefined {
     return new AtlassianError('rate_limited', 'Atlassian is rate limiting this app', {
       status,
       retryAfterMs: retryAfterMs(answer.headers),
+      reason: answer.headers.get('ratelimit-reason') ?? undefined,
     });
   }
   if (status >= 500) {

@@ -33,6 +33,10 @@ export class AtlassianError extends Error {
       readonly error?: string;
       readonly description?: string;
       readonly retryAfterMs?: number;
+      /** A 429's `RateLimit-Reason` (which of Atlassian's limits), when it named one. */
+      readonly reason?: string;
+      /** The call never went out: the rate-limit governor holds its scope paused after an earlier 429. */
+      readonly paused?: boolean;
     } = {},
   ) {
     super(message);

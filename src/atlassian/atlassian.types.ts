@@ -20,3 +20,15 @@ export interface AccessibleResource {
   readonly scopes: readonly string[];
   readonly avatarUrl: string | null;
 }
+
+/**
+ * Atlassian's `RateLimit-Reason` values (developer.atlassian.com/cloud/jira/platform/rate-limiting): which of Jira's
+ * independent limits a 429 comes from.
+ */
+export const RATE_LIMIT_REASONS = [
+  'jira-quota-global-based',
+  'jira-quota-tenant-based',
+  'jira-burst-based',
+  'jira-per-issue-on-write',
+] as const;
+export type RateLimitReason = (typeof RATE_LIMIT_REASONS)[number];

@@ -1,12 +1,12 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource, type EntityManager } from 'typeorm';
-import { AtlassianApi } from '../atlassian/atlassian-api.service.js';
+import { AtlassianApi } from '../product-calls/atlassian-api.service.js';
 import type { AccessibleResource } from '../atlassian/atlassian.types.js';
 import { Clock } from '../common/clock.js';
 import { ConnectionNotFoundError, DomainError, ReauthRequiredError } from '../common/errors.js';
 import { StatementBatcher } from '../database/statement-batcher.js';
 import type { AccessibleResourcesDto, ResourceChangesDto } from './accessible-resources.dto.js';
-import { ConnectionsRepository, type StoredResources } from './connections.repository.js';
+import { ConnectionsRepository, type SiteAccess, type SiteCheck, type StoredResources } from './connections.repository.js';
 
 const NO_CHANGES: ResourceChangesDto = { added: [], removed: [] };
 
@@ -25,6 +25,8 @@ const READ_FLUSHES = 1;
 @Injectable()
 export class AccessibleResourcesService {
   private readonly reads: StatementBatcher<string, StoredResources | undefined>;
+  /** Every product call asks first; concurrent ones share statements like the reads above. */
+  private readonly siteChecks: StatementBatcher<SiteCheck, SiteAccess | undefined>;
 
   constructor(
     private readonly dataSource: DataSource,
@@ -40,6 +42,11 @@ export class AccessibleResourcesService {
       READ_BATCH,
       READ_FLUSHES,
     );
+    this.siteChecks = new StatementBatcher(
+      (checks) => this.connections.findSiteAccess(this.dataSource.manager, checks),
+      READ_BATCH,
+      READ_FLUSHES,
+    );
   }
 
   read(userId: string, options: { refresh: boolean }): Promise<AccessibleResourcesDto> {
@@ -48,7 +55,7 @@ export class AccessibleResourcesService {
 
   /** Throws unless the user's connection is usable and lists this site: product calls go only to the user's own sites. */
   async assertSiteListed(userId: string, cloudId: string): Promise<void> {
-    const access = await this.connections.findSiteAccess(this.dataSource.manager, userId, cloudId);
+    const access = await this.siteChecks.submit({ userId, cloudId });
     if (!access) throw new ConnectionNotFoundError(userId);
     if (access.status === 'reauth_required') throw new ReauthRequiredError(userId);
     if (!access.hasSite) {

@@ -1,6 +1,6 @@
 import { Module } from '@nestjs/common';
-import { AtlassianApiModule } from '../atlassian/atlassian-api.module.js';
 import { LifecycleModule } from '../lifecycle/lifecycle.module.js';
+import { ProductCallsModule } from '../product-calls/product-calls.module.js';
 import { AccessibleResourcesService } from './accessible-resources.service.js';
 import { ConnectionsController } from './connections.controller.js';
 import { ConnectionsRepository } from './connections.repository.js';
@@ -8,7 +8,7 @@ import { ConnectionsService } from './connections.service.js';
 import { UserConnectionsService } from './user-connections.service.js';
 
 @Module({
-  imports: [AtlassianApiModule, LifecycleModule],
+  imports: [ProductCallsModule, LifecycleModule],
   controllers: [ConnectionsController],
   providers: [ConnectionsRepository, ConnectionsService, UserConnectionsService, AccessibleResourcesService],
   exports: [ConnectionsService, AccessibleResourcesService],

@@ -85,6 +85,16 @@ export interface StaleTokenCount {
 /** A row holding a token sealed with a key other than $1. */
 const STALE = `(access_token_key_id <> $1 OR refresh_token_key_id <> $1)`;
 
+export interface SiteCheck {
+  readonly userId: string;
+  readonly cloudId: string;
+}
+
+const FIND_SITE_ACCESS_SQL = `
+  SELECT t.i::int AS index, c.status,
+    EXISTS (SELECT 1 FROM accessible_resources r WHERE r.connection_id = c.id AND r.cloud_id = t.cloud_id) AS "hasSite"
+  FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t(user_id, cloud_id, i) JOIN connections c ON c.user_id = t.user_id`;
+
 const FIND_RESOURCES_SQL = `
   SELECT c.user_id AS "userId", c.status, c.resources_fetched_at AS "fetchedAt",
     coalesce((SELECT json_agg(json_build_object('id', r.cloud_id, 'url', r.url, 'name', r.name, 'scopes', r.scopes, 'avatarUrl', r.avatar_url)
@@ -319,14 +329,15 @@ export class ConnectionsRepository {
     return rows.map((r) => r.id);
   }
 
-  /** Whether the user's connection lists this site, and its status. */
-  async findSiteAccess(manager: EntityManager, userId: string, cloudId: string): Promise<SiteAccess | undefined> {
-    const rows: SiteAccess[] = await manager.query(
-      `SELECT c.status, EXISTS (SELECT 1 FROM accessible_resources r WHERE r.connection_id = c.id AND r.cloud_id = $2) AS "hasSite"
-       FROM connections c WHERE c.user_id = $1`,
-      [userId, cloudId],
-    );
-    return rows[0];
+  /** For each (user, site): the user's connection's status and whether it lists the site; undefined without a connection. */
+  async findSiteAccess(manager: EntityManager, checks: readonly SiteCheck[]): Promise<(SiteAccess | undefined)[]> {
+    const rows = await preparedRead<SiteAccess & { index: number }>(manager, 'connections_find_site_access', FIND_SITE_ACCESS_SQL, [
+      checks.map((check) => check.userId),
+      checks.map((check) => check.cloudId),
+    ]);
+    const found: (SiteAccess | undefined)[] = checks.map(() => undefined);
+    for (const { index, ...access } of rows) found[index - 1] = access;
+    return found;
   }
 }
 

@@ -3,6 +3,7 @@ import { AccessibleResourceEntity } from '../connections/accessible-resource.ent
 import { ConnectionEntity } from '../connections/connection.entity.js';
 import { ConnectTicketEntity } from '../oauth/connect-ticket.entity.js';
 import { OAuthStateEntity } from '../oauth/oauth-state.entity.js';
+import { RateLimitPauseEntity } from '../rate-limits/rate-limit-pause.entity.js';
 import { WebhookEventEntity } from '../webhooks/webhook-event.entity.js';
 
 export const ENTITIES = [
@@ -12,4 +13,5 @@ export const ENTITIES = [
   ConnectTicketEntity,
   OAuthStateEntity,
   WebhookEventEntity,
+  RateLimitPauseEntity,
 ];

@@ -4,6 +4,7 @@ import { ConnectionNotFoundError, DomainError, ReauthRequiredError } from '../co
 import { connectionTokenContext } from '../connections/connection-token-context.js';
 import { TokenCipher, TokenDecryptionError } from '../crypto/token-cipher.js';
 import { shortId } from '../logging/redact.js';
+import { StatementBatcher } from '../database/statement-batcher.js';
 import type { AccessTokenResponseDto } from './access-token.dto.js';
 import { REFRESH_POLICY } from './refresh.policy.js';
 import { RefreshMetrics } from './refresh.metrics.js';
@@ -13,6 +14,12 @@ import { RefreshService, type OnDemandOutcome } from './refresh.service.js';
 /** A token closer to its expiry than this is not handed out even when refreshing failed: the caller could not use it. */
 const STILL_USABLE_MS = 10_000;
 const DEFAULT_RETRY_AFTER_SECONDS = 5;
+/**
+ * Every call as a user reads its token here (the API's route, the proxy, the example route): concurrent reads share
+ * statements, up to this many users each, one statement at a time, as the stored-site reads do.
+ */
+const READ_BATCH = 64;
+const READ_FLUSHES = 1;
 
 export interface AccessTokenOptions {
   /** Refresh now: Atlassian refused the caller's token before its expiresAt. */
@@ -26,6 +33,7 @@ export interface AccessTokenOptions {
 @Injectable()
 export class AccessTokenService {
   private readonly logger = new Logger(AccessTokenService.name);
+  private readonly reads: StatementBatcher<string, TokenState | undefined>;
 
   constructor(
     private readonly repository: RefreshRepository,
@@ -33,7 +41,16 @@ export class AccessTokenService {
     private readonly cipher: TokenCipher,
     private readonly clock: Clock,
     private readonly metrics: RefreshMetrics,
-  ) {}
+  ) {
+    this.reads = new StatementBatcher(
+      async (userIds) => {
+        const found = await this.repository.findTokenStates(userIds);
+        return userIds.map((userId) => found.get(userId));
+      },
+      READ_BATCH,
+      READ_FLUSHES,
+    );
+  }
 
   async accessToken(userId: string, minValiditySeconds: number, options: AccessTokenOptions = {}): Promise<AccessTokenResponseDto> {
     const forced = options.forceRefresh === true;
@@ -49,7 +66,7 @@ export class AccessTokenService {
   }
 
   private async read(userId: string): Promise<TokenState> {
-    const state = await this.repository.findTokenState(userId);
+    const state = await this.reads.submit(userId);
     if (!state) throw new ConnectionNotFoundError(userId);
     if (state.status === 'reauth_required') throw new ReauthRequiredError(userId);
     return state;

@@ -320,26 +320,34 @@ export class RefreshRepository {
   }
 
   async findTokenState(userId: string): Promise<TokenState | null> {
-    const { rows } = await this.run<TokenStateRow>(
-      `SELECT id, status, version, access_token_ciphertext, access_token_key_id, access_token_expires_at, due_at, lease_id, lease_expires_at,
-         last_refreshed_at, consented_at
-       FROM connections WHERE user_id = $1`,
-      [userId],
+    return (await this.findTokenStates([userId])).get(userId) ?? null;
+  }
+
+  /** The token states of several users' connections in one statement, by user id (users without one are absent). */
+  async findTokenStates(userIds: readonly string[]): Promise<Map<string, TokenState>> {
+    const { rows } = await this.run<TokenStateRow & { user_id: string }>(
+      `SELECT user_id, id, status, version, access_token_ciphertext, access_token_key_id, access_token_expires_at, due_at, lease_id,
+         lease_expires_at, last_refreshed_at, consented_at
+       FROM connections WHERE user_id = ANY($1::text[])`,
+      [userIds],
     );
-    if (rows.length === 0) return null;
-    const row = rows[0];
-    return {
-      id: row.id,
-      status: row.status,
-      version: row.version,
-      accessToken: storedSealedValue(row.access_token_ciphertext, row.access_token_key_id),
-      accessTokenExpiresAt: row.access_token_expires_at,
-      dueAt: row.due_at,
-      leaseId: row.lease_id,
-      leaseExpiresAt: row.lease_expires_at,
-      lastRefreshedAt: row.last_refreshed_at,
-      consentedAt: row.consented_at,
-    };
+    return new Map(
+      rows.map((row) => [
+        row.user_id,
+        {
+          id: row.id,
+          status: row.status,
+          version: row.version,
+          accessToken: storedSealedValue(row.access_token_ciphertext, row.access_token_key_id),
+          accessTokenExpiresAt: row.access_token_expires_at,
+          dueAt: row.due_at,
+          leaseId: row.lease_id,
+          leaseExpiresAt: row.lease_expires_at,
+          lastRefreshedAt: row.last_refreshed_at,
+          consentedAt: row.consented_at,
+        },
+      ]),
+    );
   }
 
   /** Connections per status, and how many of them hold an access token expiring before `soon`. One scan. */

@@ -42,6 +42,12 @@ export class SandboxControlController {
     sendAnswer(res, ok(this.idp.stats()));
   }
 
+  /** The latest API calls with their time, method, path and status: which calls reached "Atlassian", and when. */
+  @Get('api-calls')
+  apiCalls(@Res() res: Response): void {
+    sendAnswer(res, ok({ calls: this.idp.apiCalls() }));
+  }
+
   @Post('users')
   users(@Body() body: unknown, @Res() res: Response): void {
     sendChecked(res, parseUserInput(body), ({ user, sites }) => {

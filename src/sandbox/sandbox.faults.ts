@@ -1,3 +1,5 @@
+import type { RateLimitReason } from '../atlassian/atlassian.types.js';
+import { rateLimitedHeaders } from './sandbox.rate-limits.js';
 import { apiError, oauthError, type SandboxResponse } from './sandbox.responses.js';
 
 export type FaultEndpoint = 'token' | 'api';
@@ -17,6 +19,10 @@ export interface FaultPlan {
   status?: FaultStatus;
   retryAfterSeconds?: number;
   timeoutMs?: number;
+  /** With status 429 on the API: Atlassian's `RateLimit-Reason` to answer (none by default, as some 429s come). */
+  rateLimitReason?: RateLimitReason;
+  /** On the API: only product calls whose path under the site starts with this, e.g. `/rest/api/3/issue`. */
+  productPath?: string;
 }
 
 export type Fault = Omit<FaultPlan, 'count' | 'seconds'>;
@@ -54,9 +60,14 @@ export class FaultQueue {
     this.plans.push(queued);
   }
 
-  take(endpoint: FaultEndpoint, nowMs: number): Fault | undefined {
+  /** The fault for this call, if one is planned: `productPath` is the path under the site of a product call. */
+  take(endpoint: FaultEndpoint, nowMs: number, productPath?: string): Fault | undefined {
     this.expire(nowMs);
-    const index = this.plans.findIndex((plan) => plan.fault.endpoint === 'all' || plan.fault.endpoint === endpoint);
+    const index = this.plans.findIndex(
+      (plan) =>
+        (plan.fault.endpoint === 'all' || plan.fault.endpoint === endpoint) &&
+        (plan.fault.productPath === undefined || productPath?.startsWith(plan.fault.productPath) === true),
+    );
     if (index < 0) return undefined;
     const plan = this.plans[index];
     if (plan.count !== undefined && (plan.count -= 1) <= 0) this.remove(index, nowMs);
@@ -85,9 +96,17 @@ export class FaultQueue {
   }
 }
 
-export function faultResponse(endpoint: FaultEndpoint, status: FaultStatus, retryAfterSeconds?: number): SandboxResponse {
+/**
+ * A 429 of the API carries Atlassian's rate-limit headers (Retry-After, RateLimit-Reason when the plan names one,
+ * X-RateLimit-Reset); the token endpoint's, and other statuses given a delay, just Retry-After.
+ */
+export function faultResponse(endpoint: FaultEndpoint, fault: Fault & { status: FaultStatus }, nowMs: number): SandboxResponse {
+  const { status, retryAfterSeconds } = fault;
   const reason = REASONS[status];
   const response = endpoint === 'token' ? oauthError(status, reason.error, reason.message) : apiError(status, reason.message);
+  if (endpoint === 'api' && status === 429 && fault.rateLimitReason !== undefined) {
+    return { ...response, headers: rateLimitedHeaders(retryAfterSeconds ?? 1, fault.rateLimitReason, nowMs) };
+  }
   const sendRetryAfter = status === 429 || retryAfterSeconds !== undefined;
   return sendRetryAfter ? { ...response, headers: { 'Retry-After': String(retryAfterSeconds ?? 1) } } : response;
 }

@@ -1,13 +1,20 @@
+import { pipeline } from 'node:stream/promises';
 import type { Response } from 'express';
 import type { Checked } from './sandbox.params.js';
-import { oauthError, type SandboxResponse } from './sandbox.responses.js';
+import { oauthError, SandboxStream, type SandboxResponse } from './sandbox.responses.js';
 
 /** Token answers must not be cached (RFC 6749 §5.1); the other answers gain nothing from caching either. */
 export function sendAnswer(res: Response, answer: SandboxResponse): void {
-  res
-    .status(answer.status)
-    .set({ 'Cache-Control': 'no-store', Pragma: 'no-cache', ...answer.headers })
-    .json(answer.body);
+  res.status(answer.status).set({ 'Cache-Control': 'no-store', Pragma: 'no-cache', ...answer.headers });
+  if (answer.body instanceof SandboxStream) {
+    res.set({ 'Content-Type': answer.body.contentType, 'Content-Length': String(answer.body.length) });
+    // A client that goes away mid-body ends the stream; there is nobody left to tell.
+    pipeline(answer.body.open(), res).catch(() => undefined);
+  } else if (answer.body === undefined) {
+    res.end();
+  } else {
+    res.json(answer.body);
+  }
 }
 
 /** A control request's answer, or 400 when its body did not parse. */

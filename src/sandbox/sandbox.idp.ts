@@ -1,9 +1,12 @@
 import { createHash, randomBytes, randomInt, randomUUID, timingSafeEqual } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Clock } from '../common/clock.js';
+import type { AtlassianProduct } from '../atlassian/atlassian.client.js';
 import { FaultQueue, faultResponse, type FaultEndpoint, type FaultPlan } from './sandbox.faults.js';
 import { DEFAULT_APP_NAME, initialSettings, type SandboxOptions, type SandboxSettings } from './sandbox.options.js';
 import { isRecord, parseSiteCount, readSingle, type Checked, type DirectAuthorizeInput, type Latency } from './sandbox.params.js';
+import { SandboxProducts } from './sandbox.products.js';
+import { HourlyQuota, quotaHeaders, rateLimitedHeaders } from './sandbox.rate-limits.js';
 import { apiError, oauthError, ok, type SandboxResponse } from './sandbox.responses.js';
 import { adHocUser, DEFAULT_AD_HOC_SITES, fixtureUsers, LOGIN_PATTERN, type SandboxSite, type SandboxUser } from './sandbox.users.js';
 
@@ -69,7 +72,29 @@ export interface SandboxStats {
   consentsExpired: number;
   faultsServed: number;
   pendingFaults: number;
+  /** Calls to the API (/me, accessible-resources, product calls), answered whatever way. */
+  apiCalls: number;
 }
+
+/** One call to the API, as `GET /_control/api-calls` lists them (the latest API_CALL_LOG_SIZE). */
+export interface ApiCallRecord {
+  at: string;
+  method: string;
+  /** Under the sandbox's base, e.g. `/ex/jira/<cloudId>/rest/api/3/myself`, without the query. */
+  path: string;
+  status: number;
+}
+
+/** A product REST call on one site, e.g. Jira's `GET /rest/api/3/myself`. */
+export interface ProductCall {
+  method: string;
+  product: AtlassianProduct;
+  cloudId: string;
+  /** Under `/ex/{product}/{cloudId}`. */
+  path: string;
+}
+
+const API_CALL_LOG_SIZE = 10_000;
 
 type Counters = Omit<SandboxStats, 'startedAt' | 'tokenCalls' | 'refreshesInFlight' | 'pendingFaults'>;
 
@@ -105,7 +130,7 @@ interface AccessRecord {
   supersededAt?: number;
 }
 
-interface Session {
+export interface Session {
   grant: Grant;
   user: SandboxUser;
 }
@@ -138,6 +163,10 @@ export class SandboxIdentityProvider {
   private tokenCalls: SandboxStats['tokenCalls'];
   private counters: Counters;
   private startedAt: Date;
+  private quota: HourlyQuota;
+  private apiCallLog: ApiCallRecord[];
+  /** Jira's and Confluence's resources, as far as the sandbox plays them. */
+  readonly products: SandboxProducts;
 
   constructor(
     private readonly options: SandboxOptions,
@@ -146,6 +175,7 @@ export class SandboxIdentityProvider {
   ) {
     if (options.redirectUris.length === 0) throw new Error('The sandbox needs at least one registered redirect URI.');
     this.appName = options.appName ?? DEFAULT_APP_NAME;
+    this.products = new SandboxProducts(clock);
     this.reset();
   }
 
@@ -177,7 +207,11 @@ export class SandboxIdentityProvider {
       grantsRevoked: 0,
       consentsExpired: 0,
       faultsServed: 0,
+      apiCalls: 0,
     };
+    this.quota = new HourlyQuota();
+    this.apiCallLog = [];
+    this.products.reset();
   }
 
   /** The users offered on the consent page. */
@@ -270,22 +304,56 @@ export class SandboxIdentityProvider {
   }
 
   me(authorization: string | undefined): Promise<SandboxResponse> {
-    return this.api(authorization, ({ grant, user }) =>
+    return this.api(authorization, { method: 'GET', path: '/me' }, ({ grant, user }) =>
       grant.scopes.includes('read:me') ? ok(profileOf(user)) : apiError(401, 'Unauthorized; scope does not match'),
     );
   }
 
   /** Unordered, as at Atlassian, so clients cannot come to rely on an order. */
   accessibleResources(authorization: string | undefined): Promise<SandboxResponse> {
-    return this.api(authorization, ({ user }) => ok(shuffled(user.sites)));
+    return this.api(authorization, { method: 'GET', path: '/oauth/token/accessible-resources' }, ({ user }) => ok(shuffled(user.sites)));
   }
 
   /** Jira's /rest/api/3/myself; not scope-checked, so the service's default scopes can make this example call. */
   jiraMyself(authorization: string | undefined, cloudId: string): Promise<SandboxResponse> {
-    return this.api(authorization, ({ user }) => {
-      const site = user.sites.find((candidate) => candidate.id === cloudId);
-      return site ? ok(jiraUserOf(user, site)) : apiError(404, 'Not Found');
-    });
+    return this.product(authorization, { method: 'GET', product: 'jira', cloudId, path: '/rest/api/3/myself' }, ({ user }, site) =>
+      ok(jiraUserOf(user, site)),
+    );
+  }
+
+  /**
+   * A product call on one of the user's sites (404 on any other), metered by the app's hourly quota: its answer, a
+   * fault's, or the quota's 429 carries Atlassian's rate-limit headers.
+   */
+  async product(
+    authorization: string | undefined,
+    call: ProductCall,
+    handle: (session: Session, site: SandboxSite) => SandboxResponse,
+  ): Promise<SandboxResponse> {
+    const answer = await this.api(
+      authorization,
+      { method: call.method, path: `/ex/${call.product}/${call.cloudId}${call.path}`, productPath: call.path },
+      (session) => {
+        const site = session.user.sites.find((candidate) => candidate.id === call.cloudId);
+        if (!site) return apiError(404, 'Not Found');
+        const reading = this.quota.take(this.nowMs(), this.settings.hourlyQuota);
+        if (!reading.allowed) {
+          const retryAfter = Math.ceil((reading.resetAtMs - this.nowMs()) / 1000);
+          return {
+            ...apiError(429, 'Rate limit exceeded'),
+            headers: rateLimitedHeaders(retryAfter, 'jira-quota-global-based', this.nowMs()),
+          };
+        }
+        return handle(session, site);
+      },
+    );
+    const quota = quotaHeaders(this.quota.peek(this.nowMs(), this.settings.hourlyQuota), this.nowMs());
+    return { ...answer, headers: { ...quota, ...answer.headers } };
+  }
+
+  /** The latest API calls, oldest first. */
+  apiCalls(): ApiCallRecord[] {
+    return [...this.apiCallLog];
   }
 
   addFault(plan: FaultPlan): { pendingFaults: number } {
@@ -369,13 +437,18 @@ export class SandboxIdentityProvider {
     return [...this.refreshesInFlight.values()].reduce((sum, count) => sum + count, 0);
   }
 
-  private async withFaults(endpoint: FaultEndpoint, latencyMs: number, work: () => SandboxResponse): Promise<SandboxResponse> {
-    const fault = this.faults.take(endpoint, this.nowMs());
+  private async withFaults(
+    endpoint: FaultEndpoint,
+    latencyMs: number,
+    work: () => SandboxResponse,
+    productPath?: string,
+  ): Promise<SandboxResponse> {
+    const fault = this.faults.take(endpoint, this.nowMs(), productPath);
     if (fault) this.counters.faultsServed += 1;
     await this.pause(latencyMs);
     if (fault?.status !== undefined) {
       await this.pause(fault.timeoutMs ?? 0);
-      return faultResponse(endpoint, fault.status, fault.retryAfterSeconds);
+      return faultResponse(endpoint, { ...fault, status: fault.status }, this.nowMs());
     }
     const answer = work();
     await this.pause(fault?.timeoutMs ?? 0);
@@ -493,11 +566,24 @@ export class SandboxIdentityProvider {
     return answer;
   }
 
-  private api(authorization: string | undefined, handle: (session: Session) => SandboxResponse): Promise<SandboxResponse> {
-    return this.withFaults('api', this.latency.apiMs, () => {
-      const session = this.authenticate(authorization);
-      return session ? handle(session) : apiError(401, 'Unauthorized');
-    });
+  private async api(
+    authorization: string | undefined,
+    call: Pick<ApiCallRecord, 'method' | 'path'> & { productPath?: string },
+    handle: (session: Session) => SandboxResponse,
+  ): Promise<SandboxResponse> {
+    this.counters.apiCalls += 1;
+    const answer = await this.withFaults(
+      'api',
+      this.latency.apiMs,
+      () => {
+        const session = this.authenticate(authorization);
+        return session ? handle(session) : apiError(401, 'Unauthorized');
+      },
+      call.productPath,
+    );
+    this.apiCallLog.push({ at: this.clock.now().toISOString(), method: call.method, path: call.path, status: answer.status });
+    if (this.apiCallLog.length > API_CALL_LOG_SIZE) this.apiCallLog.splice(0, this.apiCallLog.length - API_CALL_LOG_SIZE);
+    return answer;
   }
 
   private authenticate(authorization: string | undefined): Session | undefined {

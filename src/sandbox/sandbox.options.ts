@@ -1,3 +1,5 @@
+import { DEFAULT_HOURLY_QUOTA } from './sandbox.rate-limits.js';
+
 export interface SandboxOptions {
   clientId: string;
   clientSecret: string;
@@ -20,6 +22,8 @@ export interface SandboxSettings {
   omitRefreshToken: boolean;
   /** A grant ends this long after the user's latest consent, whatever the refreshes (shortened for tests). */
   consentLifetimeSeconds: number;
+  /** Product calls the whole app may make per clock hour before every one is answered 429 jira-quota-global-based. */
+  hourlyQuota: number;
 }
 
 /**
@@ -33,6 +37,7 @@ export const DEFAULT_SETTINGS: SandboxSettings = {
   refreshInactivitySeconds: 90 * 24 * 3600,
   omitRefreshToken: false,
   consentLifetimeSeconds: 365 * 24 * 3600,
+  hourlyQuota: DEFAULT_HOURLY_QUOTA,
 };
 
 export const DEFAULT_APP_NAME = 'Atlassian token service (sandbox)';
@@ -45,5 +50,6 @@ export function initialSettings(options: SandboxOptions): SandboxSettings {
     refreshInactivitySeconds: options.refreshInactivitySeconds ?? DEFAULT_SETTINGS.refreshInactivitySeconds,
     omitRefreshToken: false,
     consentLifetimeSeconds: DEFAULT_SETTINGS.consentLifetimeSeconds,
+    hourlyQuota: DEFAULT_SETTINGS.hourlyQuota,
   };
 }

@@ -1,3 +1,4 @@
+import { RATE_LIMIT_REASONS } from '../atlassian/atlassian.types.js';
 import { FAULT_STATUSES, type FaultPlan, type FaultStatus } from './sandbox.faults.js';
 import type { SandboxSettings } from './sandbox.options.js';
 import { MAX_SITES_PER_USER } from './sandbox.users.js';
@@ -97,9 +98,15 @@ export function parseFaultPlan(value: unknown): Checked<FaultPlan> {
       status: optionalOneOf<FaultStatus>(body, 'status', FAULT_STATUSES),
       retryAfterSeconds: optionalInt(body, 'retryAfterSeconds', 0, 86_400),
       timeoutMs: optionalInt(body, 'timeoutMs', 1, MAX_DELAY_MS),
+      rateLimitReason: optionalOneOf(body, 'rateLimitReason', RATE_LIMIT_REASONS),
+      productPath: optionalString(body, 'productPath'),
     };
+    if (plan.productPath !== undefined && (plan.endpoint !== 'api' || !plan.productPath.startsWith('/'))) {
+      throw new InputError('productPath goes with endpoint api and starts with /, e.g. /rest/api/3/issue.');
+    }
     if (plan.status === undefined && plan.timeoutMs === undefined) throw new InputError('Give a status, a timeoutMs, or both.');
     if ((plan.count === undefined) === (plan.seconds === undefined)) throw new InputError('Give a count or a number of seconds.');
+    if (plan.rateLimitReason !== undefined && plan.status !== 429) throw new InputError('rateLimitReason goes with status 429.');
     return plan;
   });
 }
@@ -126,6 +133,7 @@ export function parseSettings(value: unknown): Checked<Partial<SandboxSettings>>
       refreshInactivitySeconds: optionalInt(body, 'refreshInactivitySeconds', 1, MAX_SETTING_SECONDS),
       omitRefreshToken: optionalBoolean(body, 'omitRefreshToken'),
       consentLifetimeSeconds: optionalInt(body, 'consentLifetimeSeconds', 1, MAX_SETTING_SECONDS),
+      hourlyQuota: optionalInt(body, 'hourlyQuota', 1, 1_000_000_000),
     });
   });
 }

@@ -1,3 +1,14 @@
+import type { Readable } from 'node:stream';
+
+/** A body sent as it is read, with back-pressure: the sandbox's large attachments. */
+export class SandboxStream {
+  constructor(
+    readonly contentType: string,
+    readonly length: number,
+    readonly open: () => Readable,
+  ) {}
+}
+
 /** What an endpoint answers, kept free of Express so the rules can be tested without HTTP. */
 export interface SandboxResponse {
   status: number;

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { AtlassianApi } from '../atlassian/atlassian-api.service.js';
+import { AtlassianApi } from '../product-calls/atlassian-api.service.js';
 import { AccessibleResourcesService } from '../connections/accessible-resources.service.js';
 
 /** Example product calls on one of a user's sites, through Atlassian's API gateway with the user's token. */

@@ -24,7 +24,7 @@ function mappedApiRoutes(app: TestApp): string[] {
   const routes: string[] = [];
   for (const layer of express.router.stack) {
     if (!layer.route?.path.startsWith('/v1/')) continue;
-    const path = layer.route.path.replace(/:(\w+)/g, '{$1}');
+    const path = layer.route.path.replace(/[:*](\w+)/g, '{$1}');
     for (const method of Object.keys(layer.route.methods)) routes.push(`${method.toUpperCase()} ${path}`);
   }
   return routes.sort();
@@ -62,6 +62,7 @@ describe('OpenAPI at /docs-json and Swagger UI at /docs', () => {
         'POST /v1/users/{userId}/access-token',
         'GET /v1/connections',
         'GET /v1/users/{userId}/sites/{cloudId}/myself',
+        ...['GET', 'POST', 'PUT', 'PATCH', 'DELETE'].map((method) => `${method} /v1/users/{userId}/proxy/{product}/{cloudId}/{path}`),
       ].sort(),
     );
   });

@@ -18,7 +18,8 @@ function otherSpellings(pattern: string): string[] {
     ...isStatic.flatMap((isStaticSegment, index) =>
       isStaticSegment ? [spell((segment, i) => (i === index ? toggled(segment) : segment))] : [],
     ),
-    `${samplePath(pattern)}/`,
+    // A wildcard's value may end with a slash: the proxy passes `…/myself/` on as sent.
+    ...(wildcard < 0 ? [`${samplePath(pattern)}/`] : []),
   ];
   return [...new Set(spellings)].filter((path) => /[A-Za-z]/.test(path) && path !== samplePath(pattern));
 }

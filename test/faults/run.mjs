@@ -4,7 +4,9 @@
  * the way production breaks them, and checks from the outside (the API, the identity provider's counters, /metrics,
  * the webhook receiver, the database) that no token was lost, reused or used expired.
  *
- * Three independent deployments run side by side to fit the time budget:
+ * Four independent deployments run side by side to fit the time budget:
+ *   ratelimit  3 replicas, 30 users, the machine's PostgreSQL: scenario 7 (a minute-long pause), first and short, so it
+ *              is over while the others are still setting up, before their timing-sensitive scenarios start
  *   outage     2 replicas, 200 users, a throwaway PostgreSQL cluster: scenario 4 (waits out the refresh backoff)
  *   main       3 replicas, 200 users, the machine's PostgreSQL (a fresh database): scenarios 1, 2, 5, 6 in turn
  *   pgrestart  2 replicas, 100 users, another throwaway cluster that scenario 3 restarts
@@ -23,6 +25,7 @@ import { Stack } from './lib/stack.mjs';
 import { gracefulShutdown } from './scenarios/graceful-shutdown.mjs';
 import { grantRevoked } from './scenarios/grant-revoked.mjs';
 import { postgresRestart } from './scenarios/postgres-restart.mjs';
+import { rateLimitPause } from './scenarios/rate-limit-pause.mjs';
 import { replicaCrash } from './scenarios/replica-crash.mjs';
 import { steadyRefresh } from './scenarios/steady-refresh.mjs';
 import { tokenEndpointOutage } from './scenarios/token-endpoint-outage.mjs';
@@ -33,6 +36,14 @@ const SUITE_DEADLINE_MS = 9.5 * 60_000;
 const SECRET_PATTERNS = [/sbx_(at|rt|code)_/];
 
 const LANES = [
+  {
+    name: 'ratelimit',
+    postgres: 'shared',
+    replicas: 3,
+    users: 30,
+    load: { workers: 2, callsPerSecond: 4 },
+    scenarios: [rateLimitPause],
+  },
   {
     name: 'outage',
     postgres: 'throwaway',
@@ -123,7 +134,7 @@ async function runScenarios(scenarios, reports, stack) {
 
 /**
  * Lanes are set up one after the other (booting replicas and connecting users is what loads the two cores most),
- * longest lane first; each runs its scenarios as soon as it is set up, beside the others.
+ * the short rate-limit lane first, then the longest; each runs its scenarios as soon as it is set up, beside the others.
  */
 async function runLanes() {
   const all = [];

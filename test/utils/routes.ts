@@ -18,8 +18,8 @@ export interface RouteEntry {
   /** As Express holds it: `/v1/users/:userId/connection`. */
   readonly pattern: string;
   readonly kind: RouteKind;
-  /** Whether the route reads a JSON body. */
-  readonly body?: 'json';
+  /** Whether the route reads a JSON body, or passes any body on unread (the proxy). */
+  readonly body?: 'json' | 'forwarded';
 }
 
 /**
@@ -35,6 +35,11 @@ export const ROUTES: readonly RouteEntry[] = [
   { method: 'POST', pattern: '/v1/users/:userId/access-token', kind: 'api', body: 'json' },
   { method: 'GET', pattern: '/v1/connections', kind: 'api' },
   { method: 'GET', pattern: '/v1/users/:userId/sites/:cloudId/myself', kind: 'api' },
+  { method: 'GET', pattern: '/v1/users/:userId/proxy/:product/:cloudId/*path', kind: 'api', body: 'forwarded' },
+  { method: 'POST', pattern: '/v1/users/:userId/proxy/:product/:cloudId/*path', kind: 'api', body: 'forwarded' },
+  { method: 'PUT', pattern: '/v1/users/:userId/proxy/:product/:cloudId/*path', kind: 'api', body: 'forwarded' },
+  { method: 'PATCH', pattern: '/v1/users/:userId/proxy/:product/:cloudId/*path', kind: 'api', body: 'forwarded' },
+  { method: 'DELETE', pattern: '/v1/users/:userId/proxy/:product/:cloudId/*path', kind: 'api', body: 'forwarded' },
   { method: 'GET', pattern: '/', kind: 'open' },
   { method: 'GET', pattern: '/health/live', kind: 'open' },
   { method: 'GET', pattern: '/health/ready', kind: 'open' },
@@ -49,12 +54,19 @@ export const ROUTES: readonly RouteEntry[] = [
   { method: 'GET', pattern: '/sandbox/oauth/token/accessible-resources', kind: 'sandbox' },
   { method: 'GET', pattern: '/sandbox/me', kind: 'sandbox' },
   { method: 'GET', pattern: '/sandbox/ex/jira/:cloudId/rest/api/3/myself', kind: 'sandbox' },
+  { method: 'GET', pattern: '/sandbox/ex/jira/:cloudId/rest/api/:version/issue/:issueIdOrKey', kind: 'sandbox' },
+  { method: 'PUT', pattern: '/sandbox/ex/jira/:cloudId/rest/api/:version/issue/:issueIdOrKey', kind: 'sandbox', body: 'json' },
+  { method: 'GET', pattern: '/sandbox/ex/jira/:cloudId/rest/api/3/search/jql', kind: 'sandbox' },
+  { method: 'POST', pattern: '/sandbox/ex/jira/:cloudId/rest/api/3/search/jql', kind: 'sandbox', body: 'json' },
+  { method: 'GET', pattern: '/sandbox/ex/jira/:cloudId/rest/api/3/attachment/content/:id', kind: 'sandbox' },
+  { method: 'GET', pattern: '/sandbox/ex/confluence/:cloudId/wiki/api/v2/pages/:id', kind: 'sandbox' },
   { method: 'POST', pattern: '/sandbox/_control/faults', kind: 'sandbox', body: 'json' },
   { method: 'POST', pattern: '/sandbox/_control/latency', kind: 'sandbox', body: 'json' },
   { method: 'POST', pattern: '/sandbox/_control/settings', kind: 'sandbox', body: 'json' },
   { method: 'POST', pattern: '/sandbox/_control/reset', kind: 'sandbox' },
   { method: 'POST', pattern: '/sandbox/_control/grants/:accountId/revoke', kind: 'sandbox' },
   { method: 'GET', pattern: '/sandbox/_control/stats', kind: 'sandbox' },
+  { method: 'GET', pattern: '/sandbox/_control/api-calls', kind: 'sandbox' },
   { method: 'POST', pattern: '/sandbox/_control/users', kind: 'sandbox', body: 'json' },
   { method: 'POST', pattern: '/sandbox/_control/authorize', kind: 'sandbox', body: 'json' },
   { method: 'GET', pattern: '/operator/service', kind: 'operator' },
@@ -72,6 +84,9 @@ const PARAMETER_SAMPLES: Record<string, string> = {
   accountId: '712020:0000',
   product: 'jira',
   stateHash: 'a'.repeat(64),
+  version: '3',
+  issueIdOrKey: 'PROJ-1',
+  id: '10000',
 };
 
 /** A valid value for each wildcard (`*path`), slashes and all. */

@@ -19,6 +19,16 @@ export class SandboxClient {
     return this.control('faults', { endpoint: 'token', ...plan });
   }
 
+  /** Queues `count` faulty answers of the API (`productPath` keeps them for the product calls under it). */
+  addApiFaults(plan) {
+    return this.control('faults', { endpoint: 'api', ...plan });
+  }
+
+  /** The latest API calls the sandbox answered: `{ at, method, path, status }`, oldest first. */
+  async apiCalls() {
+    return (await expectJson(await request(`${this.base}/_control/api-calls`, { timeoutMs: 10_000 }), 200, 'sandbox api-calls')).calls;
+  }
+
   setTokenLatency(ms) {
     return this.control('latency', { tokenMs: ms });
   }

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
-import type { AtlassianApi } from '../../../src/atlassian/atlassian-api.service.js';
+import type { AtlassianApi } from '../../../src/product-calls/atlassian-api.service.js';
 import type { AccessibleResource } from '../../../src/atlassian/atlassian.types.js';
 import { loadConfig } from '../../../src/config/app-config.js';
 import { AccessibleResourcesService } from '../../../src/connections/accessible-resources.service.js';

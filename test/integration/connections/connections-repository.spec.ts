@@ -132,9 +132,14 @@ describe.each(drivers)('ConnectionsRepository reads and deletes on %s', (driver)
 
   it('tells whether a site is one of the user’s', async () => {
     await connect('owner', [site('c-1', 'acme')]);
-    expect(await repository.findSiteAccess(db.dataSource.manager, 'owner', 'c-1')).toEqual({ status: 'active', hasSite: true });
-    expect(await repository.findSiteAccess(db.dataSource.manager, 'owner', 'c-9')).toEqual({ status: 'active', hasSite: false });
-    expect(await repository.findSiteAccess(db.dataSource.manager, 'nobody', 'c-1')).toBeUndefined();
+    expect(
+      await repository.findSiteAccess(db.dataSource.manager, [
+        { userId: 'owner', cloudId: 'c-1' },
+        { userId: 'nobody', cloudId: 'c-1' },
+        { userId: 'owner', cloudId: 'c-9' },
+        { userId: 'owner', cloudId: 'c-1' },
+      ]),
+    ).toEqual([{ status: 'active', hasSite: true }, undefined, { status: 'active', hasSite: false }, { status: 'active', hasSite: true }]);
   });
 
   it('deletes a connection with its sites and their history, answering its account', async () => {

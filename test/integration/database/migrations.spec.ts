@@ -5,7 +5,15 @@ import { dataSourceOptions } from '../../../src/database/data-source.js';
 import { migrationsApplied, revertLastMigration, runMigrations } from '../../../src/database/migrator.js';
 import { createTestDatabase, describePostgres, drivers, openMigratedDatabase, type OpenedDatabase } from '../../utils/database.js';
 
-const TABLES = ['accessible_resource_changes', 'accessible_resources', 'connect_tickets', 'connections', 'oauth_states', 'webhook_outbox'];
+const TABLES = [
+  'accessible_resource_changes',
+  'accessible_resources',
+  'atlassian_rate_limit_pauses',
+  'connect_tickets',
+  'connections',
+  'oauth_states',
+  'webhook_outbox',
+];
 
 async function tables(dataSource: DataSource): Promise<string[]> {
   const rows: { table_name: string }[] = await dataSource.query(

@@ -212,6 +212,15 @@ describe.each(drivers)('RefreshRepository on %s', (driver) => {
     expect(await repository.claimOne(lease(), 'user-1')).not.toBeNull();
   });
 
+  it("reads several users' token states in one statement, by user", async () => {
+    const ids = await seed(3, (i) => i * 10);
+    const states = await repository.findTokenStates(['user-2', 'nobody', 'user-0']);
+    expect([...states.keys()].sort()).toEqual(['user-0', 'user-2']);
+    expect(states.get('user-2')).toMatchObject({ id: ids[2], status: 'active', version: 1, accessTokenExpiresAt: minutesFromNow(30) });
+    expect(cipher.open(states.get('user-0')!.accessToken!, { table: 'connections', rowId: ids[0], column: 'access_token' })).toBe('at-0');
+    expect(await repository.findTokenState('user-1')).toEqual((await repository.findTokenStates(['user-1'])).get('user-1'));
+  });
+
   it('counts connections by status and finds the oldest due one', async () => {
     await seed(3, (i) => [-5, -1, 30][i]);
     expect(await repository.oldestDueAt(clock.now())).toEqual(minutesFromNow(-5));

@@ -360,9 +360,10 @@ describe('SandboxIdentityProvider', () => {
       });
       idp.resolveUser('stranger');
       const strangersSite = idp.findUser('stranger')!.sites[0];
-      expect(await idp.jiraMyself(bearer(tokens.access_token), strangersSite.id)).toEqual({
+      expect(await idp.jiraMyself(bearer(tokens.access_token), strangersSite.id)).toMatchObject({
         status: 404,
         body: { code: 404, message: 'Not Found' },
+        headers: { 'X-RateLimit-Remaining': '64999' },
       });
     });
 

@@ -1,10 +1,11 @@
 import { Injectable } from '@nestjs/common';
 import { Clock } from '../common/clock.js';
 import { DomainError } from '../common/errors.js';
+import type { AccessTokenResponseDto } from '../refresh/access-token.dto.js';
 import { AccessTokenService } from '../refresh/access-token.service.js';
-import { AtlassianClient, type AtlassianProduct } from './atlassian.client.js';
-import { AtlassianError } from './atlassian.errors.js';
-import type { AccessibleResource } from './atlassian.types.js';
+import { AtlassianClient, type AtlassianProduct, type ProductStreamRequest, type StreamedAnswer } from '../atlassian/atlassian.client.js';
+import { AtlassianError } from '../atlassian/atlassian.errors.js';
+import type { AccessibleResource } from '../atlassian/atlassian.types.js';
 
 /** A token handed to a call must outlive the call; Atlassian's own timeout bounds it well below this. */
 const MIN_VALIDITY_SECONDS = 30;
@@ -17,7 +18,8 @@ const DEFAULT_RETRY_AFTER_SECONDS = 5;
  * A 401 is answered by one retry with a token refreshed now: Atlassian revokes an old access token when the reuse
  * leeway after its rotation ends, so a token can die before its `exp`. A 429 or an outage is not waited out here:
  * the caller gets 503 with Atlassian's Retry-After at once, because holding requests open while Atlassian sheds load
- * only piles more of them up; the caller's own retry after that delay is the backoff.
+ * only piles more of them up; the caller's own retry after that delay is the backoff. A call the rate-limit governor
+ * holds back (its scope is paused after an earlier 429) is 429 `atlassian_rate_limited` with the time left.
  */
 @Injectable()
 export class AtlassianApi {
@@ -37,6 +39,24 @@ export class AtlassianApi {
     return this.withToken(userId, (token) => this.client.productGet(token, product, cloudId, path), { cloudId });
   }
 
+  /**
+   * A product call whose answer is passed on as it comes (the proxy): Atlassian's status, headers and body as a
+   * stream, whatever the status, except that a 401 is retried once with a fresh token. Only what kept an answer from
+   * coming is an error: 429 `atlassian_rate_limited` (a paused scope), 504 `atlassian_timeout`, 503 when unreachable.
+   */
+  async productStream(userId: string, product: AtlassianProduct, cloudId: string, request: ProductStreamRequest): Promise<StreamedAnswer> {
+    const send = (accessToken: string) =>
+      this.client.productStream(accessToken, product, cloudId, request).catch((error: unknown) => {
+        throw streamError(error);
+      });
+    const first = await this.tokens.accessToken(userId, MIN_VALIDITY_SECONDS);
+    const answer = await send(first.accessToken);
+    if (answer.status !== 401) return answer;
+    // Read to its end, so that the connection can carry the retry.
+    answer.body.resume();
+    return send((await this.freshToken(userId, first)).accessToken);
+  }
+
   private async withToken<T>(userId: string, call: (accessToken: string) => Promise<T>, target: Target): Promise<T> {
     const first = await this.tokens.accessToken(userId, MIN_VALIDITY_SECONDS);
     try {
@@ -44,21 +64,29 @@ export class AtlassianApi {
     } catch (error) {
       if (!(error instanceof AtlassianError && error.kind === 'token_rejected')) throw apiError(error, target);
     }
-    // Asking for more validity than the rejected token has left makes AccessTokenService refresh it, unless a newer
-    // token was stored meanwhile (another request already refreshed): then that one is used as it is.
-    const fresh = await this.tokens.accessToken(userId, this.secondsUntil(first.expiresAt) + 1);
-    if (fresh.accessToken === first.accessToken) {
+    const fresh = await this.freshToken(userId, first);
+    try {
+      return await call(fresh.accessToken);
+    } catch (error) {
+      throw apiError(error, target);
+    }
+  }
+
+  /**
+   * A token to retry with after Atlassian refused `refused`. Asking for more validity than the refused token has left
+   * makes AccessTokenService refresh it, unless a newer token was stored meanwhile (another request already
+   * refreshed): then that one is used as it is.
+   */
+  private async freshToken(userId: string, refused: AccessTokenResponseDto): Promise<AccessTokenResponseDto> {
+    const fresh = await this.tokens.accessToken(userId, this.secondsUntil(refused.expiresAt) + 1);
+    if (fresh.accessToken === refused.accessToken) {
       throw new DomainError(
         'atlassian_unavailable',
         'Atlassian refused the access token and could not issue a new one right now; try again shortly.',
         { 'Retry-After': String(DEFAULT_RETRY_AFTER_SECONDS) },
       );
     }
-    try {
-      return await call(fresh.accessToken);
-    } catch (error) {
-      throw apiError(error, target);
-    }
+    return fresh;
   }
 
   private secondsUntil(iso: string): number {
@@ -75,6 +103,7 @@ function apiError(error: unknown, target: Target): unknown {
   if (!(error instanceof AtlassianError)) return error;
   switch (error.kind) {
     case 'rate_limited':
+      if (error.details.paused) return pausedError(error);
       return new DomainError(
         'atlassian_unavailable',
         'Atlassian is rate limiting this app; retry after the delay in Retry-After.',
@@ -111,4 +140,37 @@ function retryAfter(error: AtlassianError): Record<string, string> {
   const ms = error.details.retryAfterMs;
   const seconds = ms === undefined ? DEFAULT_RETRY_AFTER_SECONDS : Math.max(1, Math.ceil(ms / 1000));
   return { 'Retry-After': String(seconds) };
+}
+
+/** A call the rate-limit governor held back: 429 with the whole seconds left and Atlassian's reason, as SPEC says. */
+function pausedError(error: AtlassianError): DomainError {
+  const reason = error.details.reason;
+  return new DomainError(
+    'atlassian_rate_limited',
+    `Atlassian rate limited this app${reason ? ` (${reason})` : ''}; calls like this one are held back until the delay in Retry-After has passed, on every replica.`,
+    {
+      'Retry-After': String(Math.max(1, Math.ceil((error.details.retryAfterMs ?? 0) / 1000))),
+      ...(reason ? { 'RateLimit-Reason': reason } : {}),
+    },
+  );
+}
+
+/** Why a streamed call has no answer to pass on. */
+function streamError(error: unknown): unknown {
+  if (!(error instanceof AtlassianError)) return error;
+  if (error.details.paused) return pausedError(error);
+  switch (error.kind) {
+    case 'timeout':
+      return new DomainError('atlassian_timeout', `Atlassian did not answer in time: ${error.message}.`);
+    case 'network':
+      return new DomainError(
+        'atlassian_unavailable',
+        `Atlassian could not be reached (${error.message}); retry after the delay in Retry-After.`,
+        {
+          'Retry-After': String(DEFAULT_RETRY_AFTER_SECONDS),
+        },
+      );
+    default:
+      return error;
+  }
 }

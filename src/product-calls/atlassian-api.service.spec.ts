@@ -1,10 +1,11 @@
+import { Readable } from 'node:stream';
 import { describe, expect, it } from '@jest/globals';
 import type { Clock } from '../common/clock.js';
 import { DomainError, ReauthRequiredError } from '../common/errors.js';
 import type { AccessTokenService } from '../refresh/access-token.service.js';
 import { AtlassianApi } from './atlassian-api.service.js';
-import type { AtlassianClient } from './atlassian.client.js';
-import { AtlassianError } from './atlassian.errors.js';
+import type { AtlassianClient } from '../atlassian/atlassian.client.js';
+import { AtlassianError } from '../atlassian/atlassian.errors.js';
 
 const NOW = new Date('2026-03-02T09:00:00.000Z');
 const clock: Clock = { now: () => NOW };
@@ -121,5 +122,83 @@ describe('AtlassianApi', () => {
     const { service } = tokens({ accessToken: 'a1', expiresAt: at(50) });
     const { client: fake } = client({ a1: new AtlassianError('not_found', 'none', { status: 404 }) });
     expect((await failure(new AtlassianApi(service, fake, clock).accessibleResources('u'))).code).toBe('atlassian_error');
+  });
+});
+
+const paused = new AtlassianError('rate_limited', 'held back', {
+  status: 429,
+  retryAfterMs: 41_200,
+  reason: 'jira-quota-global-based',
+  paused: true,
+});
+
+describe('AtlassianApi and the rate-limit governor', () => {
+  it('answers a call held back by the governor with 429 atlassian_rate_limited, the seconds left and the reason', async () => {
+    const { service } = tokens({ accessToken: 'a1', expiresAt: at(50) });
+    const { client: fake } = client({ a1: paused });
+    const error = await failure(new AtlassianApi(service, fake, clock).productGet('u', 'jira', 'cloud-1', '/rest/api/3/myself'));
+    expect([error.code, error.status, error.headers]).toEqual([
+      'atlassian_rate_limited',
+      429,
+      { 'Retry-After': '42', 'RateLimit-Reason': 'jira-quota-global-based' },
+    ]);
+  });
+});
+
+describe('AtlassianApi.productStream', () => {
+  const request = { method: 'GET', path: '/rest/api/3/myself', query: '', headers: {} };
+
+  /** An AtlassianClient whose streamed call answers each token as `answers` says; bodies record whether they were read. */
+  function streamingClient(answers: Record<string, number | Error>) {
+    const used: string[] = [];
+    const drained: string[] = [];
+    const fake = {
+      productStream: (token: string) => {
+        used.push(token);
+        const answer = answers[token];
+        if (answer instanceof Error) return Promise.reject(answer);
+        const body = Readable.from([`body for ${token}`]);
+        body.once('end', () => drained.push(token));
+        return Promise.resolve({ status: answer, headers: new Headers(), body });
+      },
+    };
+    return { client: fake as unknown as AtlassianClient, used, drained };
+  }
+
+  it("passes Atlassian's answer on as it came, a 429 or a 404 included", async () => {
+    for (const status of [200, 404, 429, 503]) {
+      const { service } = tokens({ accessToken: 'a1', expiresAt: at(50) });
+      const { client: fake, used } = streamingClient({ a1: status });
+      const answer = await new AtlassianApi(service, fake, clock).productStream('u', 'jira', 'c1', request);
+      expect(answer.status).toBe(status);
+      expect(used).toEqual(['a1']);
+    }
+  });
+
+  it('after a 401, reads its body away and retries once with a refreshed token', async () => {
+    const { service, asked } = tokens({ accessToken: 'a1', expiresAt: at(50) }, [{ accessToken: 'a2', expiresAt: at(60) }]);
+    const { client: fake, used, drained } = streamingClient({ a1: 401, a2: 401 });
+    const answer = await new AtlassianApi(service, fake, clock).productStream('u', 'jira', 'c1', request);
+    expect(answer.status).toBe(401);
+    expect(used).toEqual(['a1', 'a2']);
+    expect(asked).toEqual([30, 50 * 60 + 1]);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(drained).toEqual(['a1']);
+  });
+
+  it.each([
+    ['a paused scope', paused, 'atlassian_rate_limited', { 'Retry-After': '42', 'RateLimit-Reason': 'jira-quota-global-based' }],
+    ['a timeout', new AtlassianError('timeout', 'Atlassian did not answer within 15000 ms'), 'atlassian_timeout', {}],
+    [
+      'no connection',
+      new AtlassianError('network', 'Atlassian could not be reached (ECONNREFUSED)'),
+      'atlassian_unavailable',
+      { 'Retry-After': '5' },
+    ],
+  ])('answers %s with %s', async (_, thrown, code, headers) => {
+    const { service } = tokens({ accessToken: 'a1', expiresAt: at(50) });
+    const { client: fake } = streamingClient({ a1: thrown });
+    const error = await failure(new AtlassianApi(service, fake, clock).productStream('u', 'jira', 'c1', request));
+    expect([error.code, error.headers]).toEqual([code, headers]);
   });
 });

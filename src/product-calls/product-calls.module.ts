@@ -3,12 +3,12 @@ import { RefreshModule } from '../refresh/refresh.module.js';
 import { AtlassianApi } from './atlassian-api.service.js';
 
 /**
- * Calls to Atlassian on a user's behalf. Apart from the global AtlassianModule because it needs the refresh rules,
- * and the refresh rules need AtlassianClient.
+ * Calls to Atlassian as a user: a token from the refresh rules, one retry with a fresh one after a 401. Apart from the
+ * Atlassian adapter, which speaks HTTP and knows nothing of users, connections or refreshes.
  */
 @Module({
   imports: [RefreshModule],
   providers: [AtlassianApi],
   exports: [AtlassianApi],
 })
-export class AtlassianApiModule {}
+export class ProductCallsModule {}

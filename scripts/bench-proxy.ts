@@ -1,0 +1,453 @@
+/**
+ * Proxy benchmark: `npm run bench:proxy [-- --users 1000 --connections 32 --rounds 4 --seconds 5 --rate 200 --stream-mb 100]`.
+ *
+ * Starts, each in its own process: a local upstream that plays Atlassian's API (Jira's /myself as a small JSON answer
+ * with rate-limit headers, and attachments of any size streamed), the real service pointed at it with N connected
+ * users seeded straight into a fresh PostgreSQL database (valid tokens, one site each), and a bare NestJS app with one
+ * route at the same path that forwards the call to the upstream with `fetch` (no API key, rate limit, logging,
+ * metrics, database, token or governor). It drives `GET /v1/users/{userId}/proxy/jira/{cloudId}/rest/api/3/myself`
+ * on the service and the bare forwarder, and the upstream's own path directly, with autocannon, taking turns (ABC
+ * CBA …) so that a busy machine weighs on all three alike: first as fast as each answers (requests/s, latency, and
+ * the CPU time of the process answering), then at one fixed rate for all three, below what any of them can do, where
+ * the latency a hop adds is what it adds, not a queue. Then it downloads one large attachment through the service and
+ * reports the service process' RSS while it streams.
+ *
+ * The server comes from BENCH_PG_URL (an admin URL; default postgres://postgres@127.0.0.1:5432/postgres); the
+ * benchmark creates its own database there and drops it at the end.
+ */
+import 'reflect-metadata';
+import { type ChildProcess, fork } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { createServer, get, type IncomingMessage, type ServerResponse } from 'node:http';
+import { cpus, loadavg } from 'node:os';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { parseArgs } from 'node:util';
+import { Controller, Get, Module, Param, Req, Res } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import autocannon from 'autocannon';
+import type { Request, Response } from 'express';
+import pg from 'pg';
+import { createApp } from '../src/app.factory.js';
+import { loadConfig } from '../src/config/app-config.js';
+import { TokenCipher } from '../src/crypto/token-cipher.js';
+import { connectionTokenContext } from '../src/connections/connection-token-context.js';
+
+const SERVE_FLAG = '--serve';
+const API_KEY = `bench-${randomBytes(16).toString('hex')}`;
+const SEED_CHUNK = 2_000;
+const WARMUP_SECONDS = 3;
+const RSS_SAMPLE_MS = 10;
+const MB = 1024 * 1024;
+const CHUNK = Buffer.alloc(64 * 1024, 'bench attachment\n');
+/** About what Jira's /rest/api/3/myself answers. */
+const MYSELF = JSON.stringify({
+  self: 'https://bench.atlassian.net/rest/api/3/user?accountId=712020:5b10ac8d-82e0-4f2f-9a08-e2e8c1a6f1a3',
+  accountId: '712020:5b10ac8d-82e0-4f2f-9a08-e2e8c1a6f1a3',
+  accountType: 'atlassian',
+  emailAddress: 'bench@example.com',
+  avatarUrls: { '48x48': 'https://avatar-management--avatars.us-west-2.prod.public.atl-paas.net/default.png' },
+  displayName: 'Bench User',
+  active: true,
+  timeZone: 'Europe/Berlin',
+  locale: 'en_US',
+  groups: { size: 3, items: [] },
+  applicationRoles: { size: 1, items: [] },
+  expand: 'groups,applicationRoles',
+});
+const RATE_LIMIT_HEADERS = {
+  'X-RateLimit-Limit': '65000',
+  'X-RateLimit-Remaining': '64000',
+  'X-RateLimit-Reset': '2026-03-02T10:00Z',
+  'Beta-RateLimit-Policy': '"global-app-quota";q=65000;w=3600',
+};
+
+/** Child: Atlassian's API as far as the benchmark calls it. */
+async function serveUpstream(): Promise<void> {
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const attachment = /\/rest\/api\/3\/attachment\/content\/(\d+)$/.exec(req.url ?? '');
+    if (attachment) {
+      const size = Number(attachment[1]);
+      res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': String(size) });
+      void pipeline(Readable.from(chunks(size)), res).catch(() => undefined);
+    } else if (req.url?.endsWith('/rest/api/3/myself')) {
+      res.writeHead(200, { 'Content-Type': 'application/json;charset=UTF-8', ...RATE_LIMIT_HEADERS }).end(MYSELF);
+    } else {
+      res.writeHead(404).end();
+    }
+  });
+  server.keepAliveTimeout = 60_000;
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  process.send?.({ port: (server.address() as { port: number }).port });
+}
+
+function* chunks(size: number): Generator<Buffer> {
+  for (let sent = 0; sent < size; sent += CHUNK.length) yield size - sent >= CHUNK.length ? CHUNK : CHUNK.subarray(0, size - sent);
+}
+
+@Controller('v1/users/:userId/proxy/jira/:cloudId')
+class BareForwarder {
+  @Get('*path')
+  async forward(@Param('cloudId') cloudId: string, @Req() req: Request, @Res() res: Response): Promise<void> {
+    const rest = req.originalUrl.split('/').slice(7).join('/');
+    const answer = await fetch(`${process.env.UPSTREAM_URL}/ex/jira/${cloudId}/${rest}`, {
+      headers: { Authorization: 'Bearer bench', Accept: 'application/json' },
+    });
+    res
+      .status(answer.status)
+      .type(answer.headers.get('content-type') ?? 'application/json')
+      .send(Buffer.from(await answer.arrayBuffer()));
+  }
+}
+
+@Module({ controllers: [BareForwarder] })
+class BareModule {}
+
+/** Child: the real service, the bare forwarder or the upstream; reports its port when listening, its RSS on request. */
+async function serve(kind: string): Promise<void> {
+  process.once('SIGTERM', () => process.exit(0));
+  let rss = { baseline: 0, peak: 0, timer: undefined as NodeJS.Timeout | undefined };
+  process.on('message', (message: string) => {
+    if (message === 'rss-watch') {
+      rss = { baseline: process.memoryUsage().rss, peak: 0, timer: undefined };
+      rss.peak = rss.baseline;
+      rss.timer = setInterval(() => (rss.peak = Math.max(rss.peak, process.memoryUsage().rss)), RSS_SAMPLE_MS);
+      process.send?.({ watching: true });
+    } else if (message === 'rss-report') {
+      clearInterval(rss.timer);
+      process.send?.({ baseline: rss.baseline, peak: rss.peak });
+    } else if (message === 'cpu') {
+      const { user, system } = process.cpuUsage();
+      process.send?.({ cpuMicros: user + system });
+    }
+  });
+  if (kind === 'upstream') return serveUpstream();
+  if (kind === 'bare') {
+    const app = await NestFactory.create(BareModule, { logger: false });
+    await app.listen(0, '127.0.0.1');
+    process.send?.({ port: (app.getHttpServer().address() as { port: number }).port });
+    return;
+  }
+  const app = await createApp({ config: loadConfig(process.env, { dataDir: '/nonexistent-bench-data' }) });
+  await app.listen(0, '127.0.0.1');
+  process.send?.({ port: (app.getHttpServer().address() as { port: number }).port });
+}
+
+async function startServer(kind: 'app' | 'bare' | 'upstream', env: Record<string, string>): Promise<{ url: string; child: ChildProcess }> {
+  const child = fork(process.argv[1], [SERVE_FLAG, kind], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  });
+  const port = await reply<{ port: number }>(child, 'port');
+  return { url: `http://127.0.0.1:${port.port}`, child };
+}
+
+function reply<T>(child: ChildProcess, field: string, send?: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const exited = (code: number | null) => reject(new Error(`a benchmark server exited with ${code}`));
+    const answer = (message: Record<string, unknown>) => {
+      if (!(field in message)) return;
+      child.off('message', answer);
+      child.off('exit', exited);
+      resolve(message as T);
+    };
+    child.on('message', answer);
+    child.once('exit', exited);
+    if (send) child.send(send);
+  });
+}
+
+async function admin<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+interface SeededUser {
+  readonly userId: string;
+  readonly cloudId: string;
+}
+
+/** Users as the connect flow leaves them, with an access token valid for the whole run and one site each; never due. */
+async function seed(databaseUrl: string, env: Record<string, string>, users: number): Promise<SeededUser[]> {
+  const cipher = new TokenCipher(loadConfig(env, { dataDir: '/nonexistent-bench-data' }));
+  const seeded = Array.from({ length: users }, () => ({ id: randomUUID(), userId: `bench:${randomUUID()}`, cloudId: randomUUID() }));
+  await admin(databaseUrl, async (client) => {
+    for (let start = 0; start < users; start += SEED_CHUNK) {
+      const chunk = seeded.slice(start, start + SEED_CHUNK);
+      const tokens = chunk.map((user) => cipher.seal(`bench-access-token-${user.id}`, connectionTokenContext(user.id, 'access_token')));
+      await client.query(
+        `INSERT INTO connections (id, user_id, atlassian_account_id, status, scopes, access_token_ciphertext, access_token_key_id,
+           access_token_expires_at, refresh_token_issued_at, due_at, last_refreshed_at, resources_fetched_at, created_at, updated_at)
+         SELECT id, user_id, '712020:' || user_id, 'active', '{read:jira-work,offline_access,read:me}', ciphertext, key_id,
+           now() + interval '50 minutes', now(), now() + interval '1 day', now(), now(), now(), now()
+         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) AS t(id, user_id, ciphertext, key_id)`,
+        [chunk.map((u) => u.id), chunk.map((u) => u.userId), tokens.map((t) => t.ciphertext), tokens.map((t) => t.keyId)],
+      );
+      await client.query(
+        `INSERT INTO accessible_resources (connection_id, cloud_id, url, name, scopes, first_seen_at)
+         SELECT id, cloud_id, 'https://bench.atlassian.net', 'bench', '{read:jira-work}', now()
+         FROM unnest($1::uuid[], $2::text[]) AS t(id, cloud_id)`,
+        [chunk.map((u) => u.id), chunk.map((u) => u.cloudId)],
+      );
+    }
+    await client.query('VACUUM ANALYZE connections, accessible_resources');
+  });
+  return seeded;
+}
+
+interface Measured {
+  readonly requestsPerSecond: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly requests: number;
+  /** The CPU time (user and system) of the server process answering, per request. */
+  readonly cpuMicrosPerRequest: number;
+}
+
+/** Latencies and failures of one target, gathered over all its turns. */
+class Tally {
+  readonly latenciesMs: number[] = [];
+  failed = 0;
+  seconds = 0;
+  cpuMicros = 0;
+
+  result(): Measured {
+    const sorted = [...this.latenciesMs].sort((a, b) => a - b);
+    const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
+    return {
+      requestsPerSecond: sorted.length / this.seconds,
+      p50Ms: at(50),
+      p99Ms: at(99),
+      requests: sorted.length,
+      cpuMicrosPerRequest: this.cpuMicros / sorted.length,
+    };
+  }
+}
+
+interface Target {
+  readonly label: string;
+  readonly url: string;
+  readonly headers: Record<string, string>;
+  readonly path: (user: SeededUser) => string;
+  readonly child: ChildProcess;
+}
+
+interface TurnOptions {
+  readonly connections: number;
+  readonly seconds: number;
+  /** Requests per second over all connections; as fast as the target answers when absent. */
+  readonly rate?: number;
+}
+
+/** One turn of load on a target; recorded into `tally` unless it is a warm-up. */
+async function turn(target: Target, tally: Tally | undefined, users: readonly SeededUser[], options: TurnOptions): Promise<void> {
+  const before = await reply<{ cpuMicros: number }>(target.child, 'cpuMicros', 'cpu');
+  const result = await new Promise<autocannon.Result>((resolve, reject) => {
+    const instance = autocannon(
+      {
+        url: target.url,
+        connections: options.connections,
+        duration: options.seconds,
+        ...(options.rate === undefined ? {} : { overallRate: options.rate }),
+        headers: target.headers,
+        requests: [
+          {
+            method: 'GET',
+            setupRequest: (request) => ({ ...request, path: target.path(users[Math.floor(Math.random() * users.length)]) }),
+          },
+        ],
+      },
+      (error: unknown, done: autocannon.Result) => (error ? reject(error) : resolve(done)),
+    );
+    if (!tally) return;
+    instance.on('response', (_client: unknown, statusCode: number, _bytes: number, responseTimeMs: number) => {
+      if (statusCode === 200) tally.latenciesMs.push(responseTimeMs);
+      else tally.failed += 1;
+    });
+  });
+  if (tally) {
+    tally.failed += result.errors + result.timeouts;
+    tally.seconds += result.duration;
+    tally.cpuMicros += (await reply<{ cpuMicros: number }>(target.child, 'cpuMicros', 'cpu')).cpuMicros - before.cpuMicros;
+  }
+}
+
+/** Turns of each target in ABC CBA … order, so that whatever else the machine does weighs on all alike. */
+async function alternate(
+  targets: readonly Target[],
+  users: readonly SeededUser[],
+  rounds: number,
+  options: TurnOptions,
+): Promise<Measured[]> {
+  const tallies = targets.map(() => new Tally());
+  for (let round = 0; round < rounds; round++) {
+    const order = targets.map((_, index) => index);
+    for (const index of round % 2 === 0 ? order : order.reverse()) await turn(targets[index], tallies[index], users, options);
+  }
+  const failed = tallies.map((tally) => tally.failed);
+  if (failed.some((n) => n > 0)) throw new Error(`requests failed: ${failed.join(' / ')}`);
+  return tallies.map((tally) => tally.result());
+}
+
+/** Downloads one attachment through the service, as fast as it comes, while the service process samples its RSS. */
+async function streamThrough(
+  service: { url: string; child: ChildProcess },
+  user: SeededUser,
+  size: number,
+): Promise<{ baseline: number; peak: number; seconds: number }> {
+  await reply(service.child, 'watching', 'rss-watch');
+  const started = performance.now();
+  const received = await new Promise<number>((resolve, reject) => {
+    get(
+      `${service.url}/v1/users/${encodeURIComponent(user.userId)}/proxy/jira/${user.cloudId}/rest/api/3/attachment/content/${size}`,
+      { headers: { Authorization: `Bearer ${API_KEY}` } },
+      (response) => {
+        let bytes = 0;
+        response.on('data', (chunk: Buffer) => (bytes += chunk.length));
+        response.on('end', () => resolve(bytes));
+        response.on('error', reject);
+      },
+    ).on('error', reject);
+  });
+  const seconds = (performance.now() - started) / 1000;
+  if (received !== size) throw new Error(`the attachment arrived with ${received} of ${size} bytes`);
+  const { baseline, peak } = await reply<{ baseline: number; peak: number }>(service.child, 'peak', 'rss-report');
+  return { baseline, peak, seconds };
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      users: { type: 'string', default: '1000' },
+      connections: { type: 'string', default: '32' },
+      rounds: { type: 'string', default: '4' },
+      seconds: { type: 'string', default: '5' },
+      'stream-mb': { type: 'string', default: '100' },
+      rate: { type: 'string', default: '200' },
+      'log-level': { type: 'string', default: 'info' },
+    },
+  });
+  const users = Number(values.users);
+  const connections = Number(values.connections);
+  const rounds = Number(values.rounds);
+  const seconds = Number(values.seconds);
+  const streamBytes = Number(values['stream-mb']) * MB;
+  const rate = Number(values.rate);
+  const adminUrl = process.env.BENCH_PG_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
+
+  const name = `ats_bench_proxy_${randomBytes(3).toString('hex')}`;
+  await admin(adminUrl, (client) => client.query(`CREATE DATABASE "${name}"`));
+  const databaseUrl = new URL(adminUrl);
+  databaseUrl.pathname = `/${name}`;
+  const servers: ChildProcess[] = [];
+  try {
+    const upstream = await startServer('upstream', {});
+    servers.push(upstream.child);
+    const env = {
+      DATABASE_URL: databaseUrl.toString(),
+      ATLASSIAN_CLIENT_ID: 'bench-client',
+      ATLASSIAN_CLIENT_SECRET: 'bench-client-secret',
+      ATLASSIAN_AUTH_URL: upstream.url,
+      ATLASSIAN_API_URL: upstream.url,
+      API_KEYS: API_KEY,
+      TOKEN_ENCRYPTION_KEYS: `bench:${randomBytes(32).toString('base64')}`,
+      // One key drives the whole run: its budget must not be what is measured, but it is still counted per request.
+      API_RATE_LIMIT_PER_MINUTE: '1000000000',
+      LOG_LEVEL: values['log-level'],
+    };
+    const service = await startServer('app', env);
+    servers.push(service.child);
+    const seeded = await seed(databaseUrl.toString(), env, users);
+    const bare = await startServer('bare', { UPSTREAM_URL: upstream.url });
+    servers.push(bare.child);
+
+    const proxied = (user: SeededUser) => `/v1/users/${encodeURIComponent(user.userId)}/proxy/jira/${user.cloudId}/rest/api/3/myself`;
+    const check = await fetch(`${service.url}${proxied(seeded[0])}`, { headers: { authorization: `Bearer ${API_KEY}` } });
+    if (check.status !== 200 || (await check.text()) !== MYSELF) throw new Error(`the service answered ${check.status}`);
+
+    const targets: Target[] = [
+      {
+        label: 'service: GET /v1/users/{userId}/proxy/jira/{cloudId}/rest/api/3/myself',
+        url: service.url,
+        headers: { authorization: `Bearer ${API_KEY}` },
+        path: proxied,
+        child: service.child,
+      },
+      {
+        label: 'bare NestJS route forwarding the same call with fetch',
+        url: bare.url,
+        headers: {},
+        path: proxied,
+        child: bare.child,
+      },
+      {
+        label: 'the upstream directly',
+        url: upstream.url,
+        headers: {},
+        path: (user) => `/ex/jira/${user.cloudId}/rest/api/3/myself`,
+        child: upstream.child,
+      },
+    ];
+    const loadBefore = loadavg()[0];
+    for (const target of targets) await turn(target, undefined, seeded, { connections, seconds: WARMUP_SECONDS });
+    const saturated = await alternate(targets, seeded, rounds, { connections, seconds });
+    const paced = await alternate(targets, seeded, rounds, { connections, seconds, rate });
+    const loadAfter = loadavg()[0];
+    const [app, forwarder, direct] = saturated;
+    const [pacedApp, pacedForwarder, pacedDirect] = paced;
+    const streamed = await streamThrough(service, seeded[1], streamBytes);
+
+    const row = (label: string, run: Measured) =>
+      `| ${label} | ${run.requestsPerSecond.toFixed(0)} | ${run.p50Ms.toFixed(1)} ms | ${run.p99Ms.toFixed(1)} ms | ` +
+      `${run.cpuMicrosPerRequest.toFixed(0)} µs | ${run.requests} |`;
+    const pacedRow = (label: string, run: Measured) =>
+      `| ${label} | ${run.p50Ms.toFixed(1)} ms | ${run.p99Ms.toFixed(1)} ms | ${run.requests} |`;
+    const lines = [
+      `## Proxy run: ${users.toLocaleString('en-US')} users, ${connections} connections, ${rounds} turns of ${seconds} s each, ` +
+        `LOG_LEVEL=${values['log-level']}, Node ${process.version}, ${cpus().length} CPUs`,
+      '',
+      '| target | requests/s | p50 | p99 | CPU per request (its server process) | requests |',
+      '|---|---|---|---|---|---|',
+      ...targets.map((target, index) => row(target.label, saturated[index])),
+      '',
+      `service / bare forwarder: ${(app.requestsPerSecond / forwarder.requestsPerSecond).toFixed(2)}× the requests/s, ` +
+        `${(app.cpuMicrosPerRequest / forwarder.cpuMicrosPerRequest).toFixed(2)}× the CPU per request`,
+      '',
+      `At ${rate} requests/s, ${connections} connections:`,
+      '',
+      '| target | p50 | p99 | requests |',
+      '|---|---|---|---|',
+      ...targets.map((target, index) => pacedRow(target.label, paced[index])),
+      '',
+      `added p99 over the direct call: service ${(pacedApp.p99Ms - pacedDirect.p99Ms).toFixed(1)} ms, ` +
+        `bare forwarder ${(pacedForwarder.p99Ms - pacedDirect.p99Ms).toFixed(1)} ms; ` +
+        `load average ${loadBefore.toFixed(1)} before, ${loadAfter.toFixed(1)} after`,
+      `streaming ${streamBytes / MB} MB through the service in ${streamed.seconds.toFixed(1)} s: its RSS ${(streamed.baseline / MB).toFixed(0)} MB before, ` +
+        `${(streamed.peak / MB).toFixed(0)} MB at most while streaming (+${((streamed.peak - streamed.baseline) / MB).toFixed(0)} MB)`,
+    ];
+    process.stdout.write(`${lines.join('\n')}\n`);
+  } finally {
+    for (const child of servers) child.kill();
+    await admin(adminUrl, (client) => client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
+  }
+}
+
+if (process.argv[2] === SERVE_FLAG) {
+  serve(process.argv[3]).catch((error: unknown) => {
+    process.stderr.write(`Benchmark server failed: ${(error as Error).stack ?? String(error)}\n`);
+    process.exit(1);
+  });
+} else {
+  main().then(
+    () => process.exit(0),
+    (error: unknown) => {
+      process.stderr.write(`Benchmark failed: ${(error as Error).stack ?? String(error)}\n`);
+      process.exit(1);
+    },
+  );
+}
