@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { parse } from 'yaml';
-import { alertRules } from '../utils/deploy.js';
+import { alertRules, documentedAlertExpressions, normalisedExpression } from '../utils/deploy.js';
 import { describeWithTools, run } from '../utils/tools.js';
 
 const DIR = 'deploy/prometheus';
@@ -35,5 +35,14 @@ describeWithTools(['promtool'], 'the alert rules (deploy/prometheus/alerts.yml)'
     expect(untested).toEqual([]);
     for (const rule of alertRules())
       expect([rule.alert, rule.labels?.severity]).toEqual([rule.alert, expect.stringMatching(/^(page|ticket|info)$/)]);
+  });
+});
+
+describe('the alerts docs/operations.md promises', () => {
+  it('are each a rule of alerts.yml, expression for expression', () => {
+    const rules = new Set(alertRules().map((rule) => normalisedExpression(rule.expr)));
+    const documented = documentedAlertExpressions();
+    expect(documented.length).toBeGreaterThan(10);
+    expect(documented.filter((expr) => !rules.has(expr))).toEqual([]);
   });
 });

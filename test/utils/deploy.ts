@@ -72,6 +72,23 @@ export function alertRules(): AlertRule[] {
   return file.groups.flatMap((group) => group.rules).filter((rule): rule is AlertRule => typeof rule.alert === 'string');
 }
 
+/** The expressions of docs/operations.md's "Alerts" table (column two), `\|` read as `|`, whitespace collapsed. */
+export function documentedAlertExpressions(): string[] {
+  const docs = readFileSync('docs/operations.md', 'utf8');
+  const section = docs.slice(docs.indexOf('\n### Alerts'), docs.indexOf('\n## Runbooks'));
+  return section
+    .split('\n')
+    .filter((line) => line.startsWith('| ') && !line.startsWith('| alert |'))
+    .flatMap((line) => {
+      const match = /^\| [^|]+ \| `((?:[^`])+)`/.exec(line);
+      return match ? [normalisedExpression(match[1].replaceAll('\\|', '|'))] : [];
+    });
+}
+
+export function normalisedExpression(expr: string): string {
+  return expr.replace(/\s+/g, ' ').trim();
+}
+
 export interface DashboardQuery {
   readonly panel: string;
   readonly expr: string;
