@@ -49,13 +49,14 @@ async function failure(promise: Promise<unknown>): Promise<DomainError> {
   return error;
 }
 
+const noMissingScopes = { missingScopes: () => Promise.resolve([]) };
 const rejected = () => new AtlassianError('token_rejected', 'Atlassian refused the access token', { status: 401 });
 
 describe('AtlassianApi', () => {
   it('calls with a token valid for at least 30 s and passes the answer through', async () => {
     const { service, asked } = tokens({ accessToken: 'a1', expiresAt: at(50) });
     const { client: fake } = client({ a1: { accountId: 'x' } });
-    const api = new AtlassianApi(service, fake, clock);
+    const api = new AtlassianApi(service, fake, clock, noMissingScopes);
     await expect(api.productGet('u', 'jira', 'cloud-1', '/rest/api/3/myself')).resolves.toEqual({ accountId: 'x' });
     expect(asked).toEqual([30]);
   });
@@ -63,7 +64,7 @@ describe('AtlassianApi', () => {
   it('after a 401, asks for a token that outlives the refused one (a refresh) and retries once', async () => {
     const { service, asked } = tokens({ accessToken: 'a1', expiresAt: at(50) }, [{ accessToken: 'a2', expiresAt: at(60) }]);
     const { client: fake, used } = client({ a1: rejected(), a2: { ok: true } });
-    const api = new AtlassianApi(service, fake, clock);
+    const api = new AtlassianApi(service, fake, clock, noMissingScopes);
     await expect(api.productGet('u', 'jira', 'cloud-1', '/rest/api/3/myself')).resolves.toEqual({ ok: true });
     expect(asked).toEqual([30, 50 * 60 + 1]);
     expect(used).toEqual(['a1', 'a2']);
@@ -72,15 +73,33 @@ describe('AtlassianApi', () => {
   it('retries only once: a second 401 is atlassian_forbidden', async () => {
     const { service } = tokens({ accessToken: 'a1', expiresAt: at(50) }, [{ accessToken: 'a2', expiresAt: at(60) }]);
     const { client: fake, used } = client({ a1: rejected(), a2: rejected() });
-    const error = await failure(new AtlassianApi(service, fake, clock).productGet('u', 'jira', 'cloud-1', '/x'));
+    const error = await failure(new AtlassianApi(service, fake, clock, noMissingScopes).productGet('u', 'jira', 'cloud-1', '/x'));
     expect(error.code).toBe('atlassian_forbidden');
     expect(used).toEqual(['a1', 'a2']);
+  });
+
+  it("names the scopes the user's grant lacks when Atlassian says the scopes do not match", async () => {
+    const mismatch = () =>
+      new AtlassianError('token_rejected', 'Atlassian refused the access token: Unauthorized; scope does not match', { status: 401 });
+    const { client: fake } = client({ a1: mismatch(), a2: mismatch() });
+    const refusal = (scopes: { missingScopes: (userId: string) => Promise<string[] | undefined> }) => {
+      const { service } = tokens({ accessToken: 'a1', expiresAt: at(50) }, [{ accessToken: 'a2', expiresAt: at(60) }]);
+      return failure(new AtlassianApi(service, fake, clock, scopes).productGet('u', 'jira', 'cloud-1', '/x'));
+    };
+    const lacking = await refusal({ missingScopes: (userId) => Promise.resolve(userId === 'u' ? ['read:jira-work'] : undefined) });
+    expect(lacking.code).toBe('atlassian_forbidden');
+    expect(lacking.message).toContain('lacks scopes that ATLASSIAN_SCOPES asks for: read:jira-work');
+    const none = await refusal(noMissingScopes);
+    expect([none.code, none.message]).toEqual([
+      'atlassian_forbidden',
+      expect.stringContaining('needs a scope that ATLASSIAN_SCOPES does not ask for'),
+    ]);
   });
 
   it('answers 503 without a second call when no fresh token could be had', async () => {
     const { service } = tokens({ accessToken: 'a1', expiresAt: at(50) });
     const { client: fake, used } = client({ a1: rejected() });
-    const error = await failure(new AtlassianApi(service, fake, clock).productGet('u', 'jira', 'cloud-1', '/x'));
+    const error = await failure(new AtlassianApi(service, fake, clock, noMissingScopes).productGet('u', 'jira', 'cloud-1', '/x'));
     expect([error.code, error.headers['Retry-After']]).toEqual(['atlassian_unavailable', '5']);
     expect(used).toEqual(['a1']);
   });
@@ -93,7 +112,9 @@ describe('AtlassianApi', () => {
           : Promise.resolve({ accessToken: 'a1', expiresAt: at(50) }),
     } as unknown as AccessTokenService;
     const { client: fake } = client({ a1: rejected() });
-    expect((await failure(new AtlassianApi(service, fake, clock).productGet('u', 'jira', 'cloud-1', '/x'))).code).toBe('reauth_required');
+    expect((await failure(new AtlassianApi(service, fake, clock, noMissingScopes).productGet('u', 'jira', 'cloud-1', '/x'))).code).toBe(
+      'reauth_required',
+    );
   });
 
   it.each([
@@ -112,7 +133,7 @@ describe('AtlassianApi', () => {
   ])('answers %s without retrying', async (_, answer, code, retryAfter) => {
     const { service, asked } = tokens({ accessToken: 'a1', expiresAt: at(50) });
     const { client: fake, used } = client({ a1: answer });
-    const error = await failure(new AtlassianApi(service, fake, clock).productGet('u', 'jira', 'cloud-1', '/x'));
+    const error = await failure(new AtlassianApi(service, fake, clock, noMissingScopes).productGet('u', 'jira', 'cloud-1', '/x'));
     expect([error.code, error.headers['Retry-After']]).toEqual([code, retryAfter]);
     expect(used).toEqual(['a1']);
     expect(asked).toEqual([30]);
@@ -121,7 +142,7 @@ describe('AtlassianApi', () => {
   it('calls a 404 from accessible-resources what it is: an unexpected answer', async () => {
     const { service } = tokens({ accessToken: 'a1', expiresAt: at(50) });
     const { client: fake } = client({ a1: new AtlassianError('not_found', 'none', { status: 404 }) });
-    expect((await failure(new AtlassianApi(service, fake, clock).accessibleResources('u'))).code).toBe('atlassian_error');
+    expect((await failure(new AtlassianApi(service, fake, clock, noMissingScopes).accessibleResources('u'))).code).toBe('atlassian_error');
   });
 });
 
@@ -136,7 +157,9 @@ describe('AtlassianApi and the rate-limit governor', () => {
   it('answers a call held back by the governor with 429 atlassian_rate_limited, the seconds left and the reason', async () => {
     const { service } = tokens({ accessToken: 'a1', expiresAt: at(50) });
     const { client: fake } = client({ a1: paused });
-    const error = await failure(new AtlassianApi(service, fake, clock).productGet('u', 'jira', 'cloud-1', '/rest/api/3/myself'));
+    const error = await failure(
+      new AtlassianApi(service, fake, clock, noMissingScopes).productGet('u', 'jira', 'cloud-1', '/rest/api/3/myself'),
+    );
     expect([error.code, error.status, error.headers]).toEqual([
       'atlassian_rate_limited',
       429,
@@ -169,7 +192,7 @@ describe('AtlassianApi.productStream', () => {
     for (const status of [200, 404, 429, 503]) {
       const { service } = tokens({ accessToken: 'a1', expiresAt: at(50) });
       const { client: fake, used } = streamingClient({ a1: status });
-      const answer = await new AtlassianApi(service, fake, clock).productStream('u', 'jira', 'c1', request);
+      const answer = await new AtlassianApi(service, fake, clock, noMissingScopes).productStream('u', 'jira', 'c1', request);
       expect(answer.status).toBe(status);
       expect(used).toEqual(['a1']);
     }
@@ -178,7 +201,7 @@ describe('AtlassianApi.productStream', () => {
   it('after a 401, reads its body away and retries once with a refreshed token', async () => {
     const { service, asked } = tokens({ accessToken: 'a1', expiresAt: at(50) }, [{ accessToken: 'a2', expiresAt: at(60) }]);
     const { client: fake, used, drained } = streamingClient({ a1: 401, a2: 401 });
-    const answer = await new AtlassianApi(service, fake, clock).productStream('u', 'jira', 'c1', request);
+    const answer = await new AtlassianApi(service, fake, clock, noMissingScopes).productStream('u', 'jira', 'c1', request);
     expect(answer.status).toBe(401);
     expect(used).toEqual(['a1', 'a2']);
     expect(asked).toEqual([30, 50 * 60 + 1]);
@@ -198,7 +221,7 @@ describe('AtlassianApi.productStream', () => {
   ])('answers %s with %s', async (_, thrown, code, headers) => {
     const { service } = tokens({ accessToken: 'a1', expiresAt: at(50) });
     const { client: fake } = streamingClient({ a1: thrown });
-    const error = await failure(new AtlassianApi(service, fake, clock).productStream('u', 'jira', 'c1', request));
+    const error = await failure(new AtlassianApi(service, fake, clock, noMissingScopes).productStream('u', 'jira', 'c1', request));
     expect([error.code, error.headers]).toEqual([code, headers]);
   });
 });

@@ -6,6 +6,7 @@ import { AccessTokenService } from '../refresh/access-token.service.js';
 import { AtlassianClient, type AtlassianProduct, type ProductStreamRequest, type StreamedAnswer } from '../atlassian/atlassian.client.js';
 import { AtlassianError } from '../atlassian/atlassian.errors.js';
 import type { AccessibleResource } from '../atlassian/atlassian.types.js';
+import { LifecycleService } from '../lifecycle/lifecycle.service.js';
 
 /** A token handed to a call must outlive the call; Atlassian's own timeout bounds it well below this. */
 const MIN_VALIDITY_SECONDS = 30;
@@ -27,6 +28,7 @@ export class AtlassianApi {
     private readonly tokens: AccessTokenService,
     private readonly client: AtlassianClient,
     private readonly clock: Clock,
+    private readonly lifecycle: Pick<LifecycleService, 'missingScopes'>,
   ) {}
 
   /** The user's sites, merged by id. */
@@ -68,8 +70,21 @@ export class AtlassianApi {
     try {
       return await call(fresh.accessToken);
     } catch (error) {
-      throw apiError(error, target);
+      throw isScopeMismatch(error) ? await this.scopeMismatch(userId) : apiError(error, target);
     }
+  }
+
+  /** Atlassian's "scope does not match", with the scopes this user's grant lacks when the connection knows them. */
+  private async scopeMismatch(userId: string): Promise<DomainError> {
+    const missing = (await this.lifecycle.missingScopes(userId)) ?? [];
+    return new DomainError(
+      'atlassian_forbidden',
+      missing.length > 0
+        ? `Atlassian refused this call because the user's grant lacks scopes that ATLASSIAN_SCOPES asks for: ${missing.join(' ')}. ` +
+            'The user must reconnect (a new connect link asks for every scope) to grant them.'
+        : 'Atlassian refused this call because its scopes do not match: the call needs a scope that ATLASSIAN_SCOPES does not ' +
+            "ask for. Add it to ATLASSIAN_SCOPES and to the app's permissions in the developer console, then have the user reconnect.",
+    );
   }
 
   /**
@@ -92,6 +107,11 @@ export class AtlassianApi {
   private secondsUntil(iso: string): number {
     return Math.max(0, Math.ceil((new Date(iso).getTime() - this.clock.now().getTime()) / 1000));
   }
+}
+
+/** Atlassian's 401 for a token without the call's scope: `{"code":401,"message":"Unauthorized; scope does not match"}`. */
+function isScopeMismatch(error: unknown): boolean {
+  return error instanceof AtlassianError && error.kind === 'token_rejected' && /scope does not match/i.test(error.message);
 }
 
 interface Target {

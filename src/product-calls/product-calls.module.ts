@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { LifecycleModule } from '../lifecycle/lifecycle.module.js';
 import { RefreshModule } from '../refresh/refresh.module.js';
 import { AtlassianApi } from './atlassian-api.service.js';
 
@@ -7,7 +8,7 @@ import { AtlassianApi } from './atlassian-api.service.js';
  * Atlassian adapter, which speaks HTTP and knows nothing of users, connections or refreshes.
  */
 @Module({
-  imports: [RefreshModule],
+  imports: [RefreshModule, LifecycleModule],
   providers: [AtlassianApi],
   exports: [AtlassianApi],
 })
