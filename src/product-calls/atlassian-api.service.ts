@@ -28,7 +28,7 @@ export class AtlassianApi {
     private readonly tokens: AccessTokenService,
     private readonly client: AtlassianClient,
     private readonly clock: Clock,
-    private readonly lifecycle: Pick<LifecycleService, 'missingScopes'>,
+    private readonly lifecycle: LifecycleService,
   ) {}
 
   /** The user's sites, merged by id. */
