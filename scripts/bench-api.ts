@@ -69,13 +69,13 @@ async function serve(kind: string): Promise<void> {
   if (kind === 'bare') {
     const app = await NestFactory.create(BareModule, { logger: false });
     await app.listen(0, '127.0.0.1');
-    process.send?.({ port: (app.getHttpServer().address() as { port: number }).port });
+    process.send?.({ port: Number(new URL(await app.getUrl()).port) });
     return;
   }
   const config = loadConfig(process.env, { dataDir: '/nonexistent-bench-data' });
   const app = await createApp({ config });
   await app.listen(0, '127.0.0.1');
-  process.send?.({ port: (app.getHttpServer().address() as { port: number }).port });
+  process.send?.({ port: Number(new URL(await app.getUrl()).port) });
 }
 
 /**
@@ -221,7 +221,7 @@ async function round(target: Target, userIds: readonly string[], connections: nu
   };
   const before = record ? await usage(target.child) : undefined;
   const result = await new Promise<autocannon.Result>((resolve, reject) => {
-    const instance = autocannon(options, (error: unknown, done: autocannon.Result) => (error ? reject(error) : resolve(done)));
+    const instance = autocannon(options, (error: Error | null, done: autocannon.Result) => (error ? reject(error) : resolve(done)));
     if (!record) return;
     instance.on('response', (_client: unknown, statusCode: number, _bytes: number, responseTimeMs: number) => {
       if (statusCode === 200) target.tally.latenciesMs.push(responseTimeMs);

@@ -71,7 +71,7 @@ async function serve(kind: string): Promise<void> {
       ? await NestFactory.create(BareModule, { logger: false })
       : await createApp({ config: loadConfig(process.env, { dataDir: '/nonexistent-bench-data' }) });
   await app.listen(0, '127.0.0.1');
-  process.send?.({ port: (app.getHttpServer().address() as { port: number }).port });
+  process.send?.({ port: Number(new URL(await app.getUrl()).port) });
 }
 
 /** Child process: autocannon, so that its 500 connections do not slow this process' liveness probes. */

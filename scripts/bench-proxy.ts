@@ -125,12 +125,12 @@ async function serve(kind: string): Promise<void> {
   if (kind === 'bare') {
     const app = await NestFactory.create(BareModule, { logger: false });
     await app.listen(0, '127.0.0.1');
-    process.send?.({ port: (app.getHttpServer().address() as { port: number }).port });
+    process.send?.({ port: Number(new URL(await app.getUrl()).port) });
     return;
   }
   const app = await createApp({ config: loadConfig(process.env, { dataDir: '/nonexistent-bench-data' }) });
   await app.listen(0, '127.0.0.1');
-  process.send?.({ port: (app.getHttpServer().address() as { port: number }).port });
+  process.send?.({ port: Number(new URL(await app.getUrl()).port) });
 }
 
 async function startServer(kind: 'app' | 'bare' | 'upstream', env: Record<string, string>): Promise<{ url: string; child: ChildProcess }> {
@@ -262,7 +262,7 @@ async function turn(target: Target, tally: Tally | undefined, users: readonly Se
           },
         ],
       },
-      (error: unknown, done: autocannon.Result) => (error ? reject(error) : resolve(done)),
+      (error: Error | null, done: autocannon.Result) => (error ? reject(error) : resolve(done)),
     );
     if (!tally) return;
     instance.on('response', (_client: unknown, statusCode: number, _bytes: number, responseTimeMs: number) => {
@@ -398,7 +398,7 @@ async function main(): Promise<void> {
     const saturated = await alternate(targets, seeded, rounds, { connections, seconds });
     const paced = await alternate(targets, seeded, rounds, { connections, seconds, rate });
     const loadAfter = loadavg()[0];
-    const [app, forwarder, direct] = saturated;
+    const [app, forwarder] = saturated;
     const [pacedApp, pacedForwarder, pacedDirect] = paced;
     const streamed = await streamThrough(service, seeded[1], streamBytes);
 
