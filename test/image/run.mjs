@@ -13,11 +13,11 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { expectJson, request } from '../faults/lib/http.mjs';
-import { createDatabase, dropDatabase, SHARED_ADMIN_URL } from '../faults/lib/postgres.mjs';
-import { NodeProcess } from '../faults/lib/processes.mjs';
-import { SandboxClient } from '../faults/lib/sandbox.mjs';
-import { freePort, sleep } from '../faults/lib/util.mjs';
+import { expectJson, request } from '../../dist/test/faults/lib/http.js';
+import { createDatabase, dropDatabase, SHARED_ADMIN_URL } from '../../dist/test/faults/lib/postgres.js';
+import { NodeProcess } from '../../dist/test/faults/lib/processes.js';
+import { SandboxClient } from '../../dist/test/faults/lib/sandbox.js';
+import { freePort, sleep } from '../../dist/test/faults/lib/util.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const BASE_TAG = 'node:24-bookworm-slim';

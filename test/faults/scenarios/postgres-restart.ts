@@ -1,6 +1,7 @@
-import { metricValue, request } from '../lib/http.mjs';
-import { TIMING } from '../lib/stack.mjs';
-import { delta, eventually, seconds, sleep } from '../lib/util.mjs';
+import { metricValue, request } from '../lib/http.js';
+import type { Scenario } from '../lib/scenario.js';
+import { TIMING, type Replica } from '../lib/stack.js';
+import { delta, eventually, seconds, sleep } from '../lib/util.js';
 
 /** How long the database stays down: several refresh cycles' worth of connections fall due meanwhile. */
 const DOWN_MS = 15_000;
@@ -11,10 +12,11 @@ const CATCH_UP_TIMEOUT_MS = 130_000;
  * Scenario 3: the database restarts mid-cycle (a fast shutdown, as a failover or an operator's restart does). The
  * replicas must say they are not ready while it is down, stay up, reconnect on their own and catch up.
  */
-export const postgresRestart = {
+export const postgresRestart: Scenario = {
   id: '3-postgres',
   title: 'PostgreSQL restarted mid-cycle',
   async run(report, stack, { cluster }) {
+    if (!cluster) throw new Error('this scenario needs a throwaway PostgreSQL cluster');
     await stack.waitHealthy();
     const replicas = stack.inService();
     const pids = replicas.map((r) => r.process.pid);
@@ -38,8 +40,8 @@ export const postgresRestart = {
       { timeoutMs: 10_000, intervalMs: 200 },
     );
     if (notReady) report.figure('not ready after', `${seconds(Date.now() - stoppedAt)} s`);
-    const readinessWhileDown = new Set();
-    const liveWhileDown = new Set();
+    const readinessWhileDown = new Set<number>();
+    const liveWhileDown = new Set<number>();
     while (Date.now() < stoppedAt + DOWN_MS) {
       for (const replica of replicas) {
         readinessWhileDown.add(await stack.readiness(replica));
@@ -73,7 +75,7 @@ export const postgresRestart = {
     const caughtUp = await report.within(
       'caught up: every connection active and refreshed since the restart',
       () =>
-        stack.query(
+        stack.query<{ total: number; fresh: number }>(
           `SELECT count(*)::int AS total,
              count(*) FILTER (WHERE status = 'active' AND last_refreshed_at > $1 AND access_token_expires_at > now())::int AS fresh
            FROM connections`,
@@ -119,7 +121,7 @@ export const postgresRestart = {
   },
 };
 
-async function liveness(replica) {
+async function liveness(replica: Replica): Promise<number> {
   try {
     const response = await request(`${replica.url}/health/live`, { timeoutMs: 5_000 });
     await response.body?.cancel();

@@ -1,5 +1,8 @@
-import { metricValue, request } from '../lib/http.mjs';
-import { seconds, sleep } from '../lib/util.mjs';
+import type { ApiCallRecord } from '../../../src/sandbox/sandbox.idp.js';
+import { jsonBody, metricValue, request, type ErrorBody } from '../lib/http.js';
+import type { Scenario } from '../lib/scenario.js';
+import type { Stack } from '../lib/stack.js';
+import { errorMessage, seconds, sleep } from '../lib/util.js';
 
 const RETRY_AFTER_SECONDS = 60;
 /** A pause taken on one replica must stop the others within this, and nothing may reach Atlassian after it. */
@@ -18,7 +21,7 @@ const PROXIED_PATH = '/rest/api/3/issue';
  * the end of the pause, no replica sends Atlassian any Jira call; callers get 429 `atlassian_rate_limited` with
  * Retry-After at once instead; and when the minute is over, calls flow again.
  */
-export const rateLimitPause = {
+export const rateLimitPause: Scenario = {
   id: '7-ratelimit',
   title: "Atlassian's app-wide 429 (Retry-After: 60) under proxied load on every replica",
   async run(report, stack) {
@@ -100,7 +103,7 @@ export const rateLimitPause = {
 };
 
 /** Polls the sandbox's call log for the first proxied call it answered 429. */
-async function until429(stack) {
+async function until429(stack: Stack): Promise<ApiCallRecord> {
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {
     const limited = (await stack.sandbox.apiCalls()).find((call) => call.status === 429 && call.path.includes(PROXIED_PATH));
@@ -110,15 +113,29 @@ async function until429(stack) {
   throw new Error('the sandbox answered no proxied call 429 within 30 s');
 }
 
+/** What the proxied calls came back as, by kind (held back: the service's own 429 during the pause). */
+interface ProxyStats {
+  ok: number;
+  upstream429: number;
+  held: number;
+  other: number;
+  badRetryAfter: number;
+  badReason: number;
+  heldByReplica: number[];
+  samples: string[];
+}
+
 /**
  * The SaaS backend's workers reading Jira issues through the proxy, round robin over the users and the replicas in
  * service, at a steady rate; what came back is counted by kind.
  */
 class ProxyLoad {
-  constructor(stack) {
-    this.stack = stack;
-    this.stopping = false;
-    this.cursor = 0;
+  stopping = false;
+  cursor = 0;
+  running: Promise<void[]> | undefined;
+  readonly stats: ProxyStats;
+
+  constructor(readonly stack: Stack) {
     this.stats = {
       ok: 0,
       upstream429: 0,
@@ -131,25 +148,25 @@ class ProxyLoad {
     };
   }
 
-  start() {
+  start(): void {
     const interval = (1000 * WORKERS) / CALLS_PER_SECOND;
     this.running = Promise.all(
       Array.from({ length: WORKERS }, async () => {
         while (!this.stopping) {
           const started = Date.now();
-          await this.once().catch((error) => this.sample(error.message));
+          await this.once().catch((error: unknown) => this.sample(errorMessage(error)));
           await sleep(Math.max(0, interval - (Date.now() - started)));
         }
       }),
     );
   }
 
-  stop() {
+  stop(): ProxyStats {
     this.stopping = true;
     return this.stats;
   }
 
-  async once() {
+  async once(): Promise<void> {
     const replicas = this.stack.inService();
     const n = this.cursor++;
     const replica = replicas[n % replicas.length];
@@ -158,7 +175,7 @@ class ProxyLoad {
       `${replica.url}/v1/users/${encodeURIComponent(user.userId)}/proxy/jira/${user.cloudId}${PROXIED_PATH}/LOAD-${(n % 50) + 1}`,
       { headers: this.stack.auth() },
     );
-    const body = await response.json().catch(() => ({}));
+    const body = await jsonBody<ErrorBody & { code?: number }>(response);
     if (response.status === 200) {
       this.stats.ok += 1;
     } else if (response.status === 429 && body.error?.code === 'atlassian_rate_limited') {
@@ -175,7 +192,7 @@ class ProxyLoad {
     }
   }
 
-  sample(text) {
+  sample(text: string): void {
     if (this.stats.samples.length < 5) this.stats.samples.push(text);
   }
 }

@@ -1,6 +1,7 @@
-import { metricValue } from '../lib/http.mjs';
-import { TIMING } from '../lib/stack.mjs';
-import { delta, eventually, seconds } from '../lib/util.mjs';
+import { metricValue } from '../lib/http.js';
+import type { Scenario } from '../lib/scenario.js';
+import { TIMING } from '../lib/stack.js';
+import { delta, eventually, seconds } from '../lib/util.js';
 
 const OUTAGE_SECONDS = 60;
 const RATE_LIMITED_SECONDS = 30;
@@ -18,7 +19,7 @@ const MAX_OUTAGE_CALLS_PER_REPLICA_SECOND = 0.5;
  * a minute (waiting out Retry-After), nobody is asked to re-consent, and once it answers again every connection is
  * `active` within a minute, each with a `connection.recovered` webhook.
  */
-export const tokenEndpointOutage = {
+export const tokenEndpointOutage: Scenario = {
   id: '4-outage',
   title: 'token endpoint 503 for 60 s, then 429 with Retry-After 30 s for 30 s',
   async run(report, stack) {

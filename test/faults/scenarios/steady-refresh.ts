@@ -1,12 +1,13 @@
-import { metricValue } from '../lib/http.mjs';
-import { TIMING } from '../lib/stack.mjs';
-import { delta, seconds, sleep } from '../lib/util.mjs';
+import { metricValue, type MetricSample } from '../lib/http.js';
+import type { Scenario } from '../lib/scenario.js';
+import { TIMING, type Stack } from '../lib/stack.js';
+import { delta, seconds, sleep } from '../lib/util.js';
 
 /**
  * Scenario 1: the normal day, compressed. Every replica refreshes, clients take tokens from every replica and use
  * them at once; the identity provider counts what must never happen.
  */
-export const steadyRefresh = {
+export const steadyRefresh: Scenario = {
   id: '1-steady',
   title: 'steady refresh cycles on every replica, tokens used under client load',
   async run(report, stack, { steadySeconds }) {
@@ -86,10 +87,12 @@ export const steadyRefresh = {
   },
 };
 
-function refreshedOn(samples) {
+function refreshedOn(samples: MetricSample[]): number {
   return metricValue(samples, 'atlassian_token_refreshes_total', { outcome: 'refreshed' });
 }
 
-async function versions(stack) {
-  return new Map((await stack.query(`SELECT id, version FROM connections`)).map((row) => [row.id, row.version]));
+async function versions(stack: Stack): Promise<Map<string, number>> {
+  return new Map(
+    (await stack.query<{ id: string; version: number }>(`SELECT id, version FROM connections`)).map((row) => [row.id, row.version]),
+  );
 }

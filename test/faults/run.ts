@@ -18,24 +18,38 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SHARED_ADMIN_URL, ThrowawayCluster } from './lib/postgres.mjs';
-import { killAllChildren } from './lib/processes.mjs';
-import { ScenarioReport } from './lib/report.mjs';
-import { Stack } from './lib/stack.mjs';
-import { gracefulShutdown } from './scenarios/graceful-shutdown.mjs';
-import { grantRevoked } from './scenarios/grant-revoked.mjs';
-import { postgresRestart } from './scenarios/postgres-restart.mjs';
-import { rateLimitPause } from './scenarios/rate-limit-pause.mjs';
-import { replicaCrash } from './scenarios/replica-crash.mjs';
-import { steadyRefresh } from './scenarios/steady-refresh.mjs';
-import { tokenEndpointOutage } from './scenarios/token-endpoint-outage.mjs';
+import type { LoadOptions } from './lib/load.js';
+import { SHARED_ADMIN_URL, ThrowawayCluster } from './lib/postgres.js';
+import { killAllChildren } from './lib/processes.js';
+import { ScenarioReport } from './lib/report.js';
+import type { Scenario } from './lib/scenario.js';
+import { Stack } from './lib/stack.js';
+import { errorMessage } from './lib/util.js';
+import { gracefulShutdown } from './scenarios/graceful-shutdown.js';
+import { grantRevoked } from './scenarios/grant-revoked.js';
+import { postgresRestart } from './scenarios/postgres-restart.js';
+import { rateLimitPause } from './scenarios/rate-limit-pause.js';
+import { replicaCrash } from './scenarios/replica-crash.js';
+import { steadyRefresh } from './scenarios/steady-refresh.js';
+import { tokenEndpointOutage } from './scenarios/token-endpoint-outage.js';
 
 /** The hard limit of the whole suite; past it everything is killed and the run fails. */
 const SUITE_DEADLINE_MS = 9.5 * 60_000;
 /** What a token, code or key looks like in a log line; none may appear. */
 const SECRET_PATTERNS = [/sbx_(at|rt|code)_/];
 
-const LANES = [
+/** One deployment and the scenarios it runs in turn. */
+interface Lane {
+  name: string;
+  /** The machine's server (a fresh database), or a throwaway cluster of the lane's own. */
+  postgres: 'shared' | 'throwaway';
+  replicas: number;
+  users: number;
+  load: LoadOptions;
+  scenarios: Scenario[];
+}
+
+const LANES: Lane[] = [
   {
     name: 'ratelimit',
     postgres: 'shared',
@@ -74,19 +88,19 @@ const options = { steadySeconds: Number(process.env.FAULTS_STEADY_SECONDS || 180
 const only = process.env.FAULTS_ONLY ? new Set(process.env.FAULTS_ONLY.split(',').map((id) => id.trim())) : null;
 const runId = `${Date.now().toString(36)}_${process.pid}`;
 const logDir = mkdtempSync(join(tmpdir(), 'ats-faults-'));
-const stacks = [];
-const cleanups = [];
+const stacks: Stack[] = [];
+const cleanups: Array<() => Promise<void>> = [];
 const startedAt = Date.now();
 
 /** Starts a lane's deployment and connects its users; answers the stack, or null (its scenarios then fail) on error. */
-async function setUp(lane, reports) {
+async function setUp(lane: Lane, reports: ScenarioReport[]): Promise<Stack | null> {
   const setupStarted = Date.now();
-  let cluster;
-  let stack;
+  let cluster: ThrowawayCluster | undefined;
+  let stack: Stack | undefined;
   try {
     if (lane.postgres === 'throwaway') {
       cluster = await ThrowawayCluster.create();
-      cleanups.push(() => cluster.destroy());
+      cleanups.push(cluster.destroy.bind(cluster));
     }
     stack = new Stack({
       name: lane.name,
@@ -99,7 +113,7 @@ async function setUp(lane, reports) {
       load: lane.load,
     });
     stacks.push(stack);
-    cleanups.push(() => stack.stop());
+    cleanups.push(stack.stop.bind(stack));
     await stack.start();
     await stack.connectUsers(lane.users);
     stack.load.start();
@@ -108,14 +122,14 @@ async function setUp(lane, reports) {
     );
     return stack;
   } catch (error) {
-    for (const report of reports) report.fail(`setting up ${lane.name}: ${error.message}`);
+    for (const report of reports) report.fail(`setting up ${lane.name}: ${errorMessage(error)}`);
     if (stack) console.log(`[${lane.name}] log tails:\n${stack.tails()}`);
     if (cluster) console.log(`[${lane.name}] postgres log:\n${cluster.logTail()}`);
     return null;
   }
 }
 
-async function runScenarios(scenarios, reports, stack) {
+async function runScenarios(scenarios: Scenario[], reports: ScenarioReport[], stack: Stack): Promise<void> {
   for (const [index, scenario] of scenarios.entries()) {
     const report = reports[index];
     report.startedAt = Date.now();
@@ -123,7 +137,7 @@ async function runScenarios(scenarios, reports, stack) {
     try {
       await scenario.run(report, stack, { ...options, cluster: stack.cluster });
     } catch (error) {
-      report.fail(error.message);
+      report.fail(errorMessage(error));
     }
     report.finish();
     report.log(`${report.passed ? 'passed' : 'FAILED'} in ${report.seconds} s`);
@@ -136,9 +150,9 @@ async function runScenarios(scenarios, reports, stack) {
  * Lanes are set up one after the other (booting replicas and connecting users is what loads the two cores most),
  * the short rate-limit lane first, then the longest; each runs its scenarios as soon as it is set up, beside the others.
  */
-async function runLanes() {
-  const all = [];
-  const running = [];
+async function runLanes(): Promise<ScenarioReport[]> {
+  const all: ScenarioReport[] = [];
+  const running: Array<Promise<void>> = [];
   for (const lane of LANES) {
     const scenarios = lane.scenarios.filter((s) => !only || only.has(s.id));
     if (scenarios.length === 0) continue;
@@ -152,10 +166,10 @@ async function runLanes() {
 }
 
 /** The children's logs may say anything except a token, a code or one of this run's secrets. */
-function checkLogs() {
+function checkLogs(): ScenarioReport {
   const report = new ScenarioReport('logs', 'child logs hold no token, code or secret');
   const secrets = stacks.flatMap((s) => s.secrets());
-  const leaks = [];
+  const leaks: string[] = [];
   for (const file of readdirSync(logDir).filter((f) => f.endsWith('.log'))) {
     const text = readFileSync(join(logDir, file), 'utf8');
     if (SECRET_PATTERNS.some((p) => p.test(text)) || secrets.some((s) => text.includes(s))) leaks.push(file);
@@ -165,13 +179,13 @@ function checkLogs() {
   return report;
 }
 
-async function cleanUp() {
-  for (const cleanup of cleanups.reverse()) await cleanup().catch((error) => console.log(`cleanup: ${error.message}`));
+async function cleanUp(): Promise<void> {
+  for (const cleanup of cleanups.reverse()) await cleanup().catch((error: unknown) => console.log(`cleanup: ${errorMessage(error)}`));
   cleanups.length = 0;
   killAllChildren();
 }
 
-function summarize(reports) {
+function summarize(reports: ScenarioReport[]): number {
   console.log('\n== Summary');
   for (const report of [...reports].sort((a, b) => a.id.localeCompare(b.id))) {
     console.log(`${report.passed ? 'PASS' : 'FAIL'}  ${report.id}  ${report.title} (${report.seconds} s)`);
@@ -182,7 +196,7 @@ function summarize(reports) {
   return reports.filter((r) => !r.passed).length;
 }
 
-async function abort(reason) {
+async function abort(reason: string): Promise<never> {
   console.log(`\n${reason}: stopping every process the suite started`);
   await cleanUp();
   console.log(`logs kept in ${logDir}`);
@@ -190,12 +204,12 @@ async function abort(reason) {
   process.exit(1);
 }
 
-async function main() {
+async function main(): Promise<void> {
   const deadline = setTimeout(() => void abort(`The suite ran past its ${SUITE_DEADLINE_MS / 60_000}-minute limit`), SUITE_DEADLINE_MS);
   process.once('SIGINT', () => void abort('Interrupted'));
   process.once('SIGTERM', () => void abort('Terminated'));
   console.log(`fault-injection suite: logs in ${logDir}`);
-  let reports;
+  let reports: ScenarioReport[];
   try {
     reports = await runLanes();
   } finally {

@@ -1,11 +1,12 @@
-import { metricValue } from '../lib/http.mjs';
-import { delta, eventually, seconds } from '../lib/util.mjs';
+import { metricValue } from '../lib/http.js';
+import type { Scenario } from '../lib/scenario.js';
+import { delta, eventually, seconds } from '../lib/util.js';
 
 /**
  * Scenario 5: one user removes the app at the identity provider. Only that connection turns `reauth_required`, the
  * receiver gets a signed `connection.reauth_required`, and the same userId connects again.
  */
-export const grantRevoked = {
+export const grantRevoked: Scenario = {
   id: '5-revoked',
   title: 'one user revokes the app at the identity provider',
   async run(report, stack) {
@@ -54,7 +55,7 @@ export const grantRevoked = {
     report.check(`every other user (${others.length}) still gets a working token`, problems.length === 0, problems.slice(0, 5).join('; '));
 
     const reconnectedAt = Date.now();
-    await stack.connect(user);
+    Object.assign(user, await stack.connect(user));
     report.figure('reconnected through the connect flow in', `${seconds(Date.now() - reconnectedAt)} s`);
     const again = await stack.sweepTokens([user]);
     report.check('after reconnecting, its token works again', again.length === 0, again.join('; '));

@@ -1,4 +1,6 @@
-import { delta, eventually, seconds } from '../lib/util.mjs';
+import type { Stop } from '../lib/processes.js';
+import type { Scenario } from '../lib/scenario.js';
+import { delta, eventually, seconds } from '../lib/util.js';
 
 /** Slow enough that the replica is in the middle of a cycle when it is told to stop. */
 const BUSY_TOKEN_MS = 1_500;
@@ -8,7 +10,7 @@ const EXIT_WITHIN_MS = 10_000;
  * Scenario 6: SIGTERM, as an orchestrator sends it, while the replica has refresh calls open and more claimed.
  * It must finish or hand back every refresh, exit 0 in time, and leave no lease and no rotated-but-unsaved token.
  */
-export const gracefulShutdown = {
+export const gracefulShutdown: Scenario = {
   id: '6-sigterm',
   title: 'SIGTERM during a busy refresh cycle',
   async run(report, stack) {
@@ -18,7 +20,7 @@ export const gracefulShutdown = {
     const before = await stack.sandbox.stats();
     stack.load.beginWindow();
 
-    let stop;
+    let stop: Stop;
     await stack.sandbox.setTokenLatency(BUSY_TOKEN_MS);
     try {
       const busy = await eventually(
@@ -45,7 +47,7 @@ export const gracefulShutdown = {
     await report.within(
       'every connection refreshed again by the other replicas',
       () =>
-        stack.query(
+        stack.query<{ waiting: number }>(
           `SELECT count(*) FILTER (WHERE status <> 'active' OR last_refreshed_at IS NULL OR last_refreshed_at <= $1)::int AS waiting FROM connections`,
           [stoppedAt],
         ),

@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { tailOf } from './processes.mjs';
-import { freePort } from './util.mjs';
+import { tailOf } from './processes.js';
+import { errorMessage, freePort } from './util.js';
 
 const run = promisify(execFile);
 
@@ -14,7 +14,7 @@ export const SHARED_ADMIN_URL = process.env.TEST_PG_URL || 'postgres://postgres@
 /** Where initdb and pg_ctl live, for the throwaway clusters: PG_BIN, else Debian's newest installed version, else PATH. */
 const PG_BIN = process.env.PG_BIN || newestDebianPostgres();
 
-function newestDebianPostgres() {
+function newestDebianPostgres(): string {
   const root = '/usr/lib/postgresql';
   if (!existsSync(root)) return '';
   const versions = readdirSync(root)
@@ -23,7 +23,7 @@ function newestDebianPostgres() {
   return versions.length > 0 ? join(root, versions[0], 'bin') : '';
 }
 
-export async function withClient(url, work) {
+export async function withClient<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
   await client.connect();
   try {
@@ -33,18 +33,18 @@ export async function withClient(url, work) {
   }
 }
 
-export function databaseUrl(adminUrl, name) {
+export function databaseUrl(adminUrl: string, name: string): string {
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
   return url.toString();
 }
 
-export async function createDatabase(adminUrl, name) {
+export async function createDatabase(adminUrl: string, name: string): Promise<string> {
   await withClient(adminUrl, (client) => client.query(`CREATE DATABASE "${name}"`));
   return databaseUrl(adminUrl, name);
 }
 
-export async function dropDatabase(adminUrl, name) {
+export async function dropDatabase(adminUrl: string, name: string): Promise<void> {
   await withClient(adminUrl, (client) => client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
 }
 
@@ -54,16 +54,21 @@ export async function dropDatabase(adminUrl, name) {
  * `postgres` user, which owns the folder.
  */
 export class ThrowawayCluster {
-  constructor(dir, port) {
-    this.dir = dir;
-    this.port = port;
+  readonly dataDir: string;
+  readonly logFile: string;
+  readonly adminUrl: string;
+  started = false;
+
+  constructor(
+    readonly dir: string,
+    readonly port: number,
+  ) {
     this.dataDir = join(dir, 'data');
     this.logFile = join(dir, 'postgres.log');
     this.adminUrl = `postgres://postgres@127.0.0.1:${port}/postgres`;
-    this.started = false;
   }
 
-  static async create() {
+  static async create(): Promise<ThrowawayCluster> {
     const dir = mkdtempSync(join(tmpdir(), 'ats-faults-pg-'));
     const cluster = new ThrowawayCluster(dir, await freePort());
     try {
@@ -77,20 +82,20 @@ export class ThrowawayCluster {
     }
   }
 
-  async start() {
+  async start(): Promise<void> {
     const options = `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c max_connections=200`;
     await this.pg('pg_ctl', ['-D', this.dataDir, '-o', options, '-l', this.logFile, '-w', '-t', '30', 'start']);
     this.started = true;
   }
 
   /** A fast shutdown, as an operator's restart or a managed database's failover does it: sessions are cut. */
-  async stop() {
+  async stop(): Promise<void> {
     await this.pg('pg_ctl', ['-D', this.dataDir, '-m', 'fast', '-w', '-t', '30', 'stop']);
     this.started = false;
   }
 
   /** Stops the server if it runs and removes the folder; safe to call twice and after a failed create. */
-  async destroy() {
+  async destroy(): Promise<void> {
     if (existsSync(join(this.dataDir, 'postmaster.pid'))) {
       await this.pg('pg_ctl', ['-D', this.dataDir, '-m', 'immediate', '-w', '-t', '30', 'stop']).catch(() => undefined);
     }
@@ -98,25 +103,30 @@ export class ThrowawayCluster {
     rmSync(this.dir, { recursive: true, force: true });
   }
 
-  logTail(lines = 20) {
+  logTail(lines = 20): string {
     return tailOf(this.logFile, lines);
   }
 
-  async pg(program, args) {
+  async pg(program: string, args: string[]): Promise<void> {
     const binary = PG_BIN ? join(PG_BIN, program) : program;
     const [command, commandArgs] = asRoot() ? ['runuser', ['-u', 'postgres', '--', binary, ...args]] : [binary, args];
     try {
       await run(command, commandArgs, { cwd: this.dir, timeout: 60_000 });
     } catch (error) {
-      throw new Error(`${program} failed: ${(error.stderr || error.message).trim()}`, { cause: error });
+      throw new Error(`${program} failed: ${(stderrOf(error) || errorMessage(error)).trim()}`, { cause: error });
     }
   }
 }
 
-function asRoot() {
+function asRoot(): boolean {
   return process.getuid?.() === 0;
 }
 
-function postgresIds(uid, gid) {
+/** What a failed command wrote to stderr (execFile's error carries it), or '' when nothing. */
+function stderrOf(error: unknown): string {
+  return error instanceof Error && 'stderr' in error && typeof error.stderr === 'string' ? error.stderr : '';
+}
+
+function postgresIds(uid: { stdout: string }, gid: { stdout: string }): [number, number] {
   return [Number(uid.stdout.trim()), Number(gid.stdout.trim())];
 }

@@ -1,5 +1,6 @@
-import { metricValue } from '../lib/http.mjs';
-import { delta, eventually, seconds } from '../lib/util.mjs';
+import { metricValue } from '../lib/http.js';
+import type { Scenario } from '../lib/scenario.js';
+import { delta, eventually, seconds } from '../lib/util.js';
 
 /** Slow enough that a replica always has refresh calls open when it is killed. */
 const SLOW_TOKEN_MS = 3_000;
@@ -12,7 +13,7 @@ const RECOVERED = 'atlassian_token_refresh_leases_recovered_total';
  * rotates those refresh tokens anyway and nobody stores the answers; the killed replica's leases run out and the
  * connections are recovered (restarted replica or survivors) by presenting the old refresh token inside the leeway.
  */
-export const replicaCrash = {
+export const replicaCrash: Scenario = {
   id: '2-crash',
   title: 'kill -9 of a replica with refreshes in flight',
   async run(report, stack) {
@@ -20,14 +21,14 @@ export const replicaCrash = {
     const victim = stack.replicas[1];
     const survivors = stack.inService().filter((r) => r !== victim);
     const recoveredBefore = new Map(
-      await Promise.all(survivors.map(async (r) => [r.index, metricValue(await stack.metrics(r), RECOVERED)])),
+      await Promise.all(survivors.map(async (r): Promise<[number, number]> => [r.index, metricValue(await stack.metrics(r), RECOVERED)])),
     );
     const before = await stack.sandbox.stats();
     stack.load.beginWindow();
 
     const pid = victim.process.pid;
-    let killedAt;
-    let orphans;
+    let killedAt: number;
+    let orphans: string[];
     await stack.sandbox.setTokenLatency(SLOW_TOKEN_MS);
     try {
       const busy = await eventually(
@@ -41,9 +42,9 @@ export const replicaCrash = {
       victim.process.signal('SIGKILL');
       killedAt = Date.now();
       await victim.process.exited;
-      orphans = (await stack.query(`SELECT id FROM connections WHERE lease_id IS NOT NULL AND lease_owner LIKE $1`, [`%/${pid}/%`])).map(
-        (row) => row.id,
-      );
+      orphans = (
+        await stack.query<{ id: string }>(`SELECT id FROM connections WHERE lease_id IS NOT NULL AND lease_owner LIKE $1`, [`%/${pid}/%`])
+      ).map((row) => row.id);
       report.figure(
         'killed replica',
         `replica ${victim.index} (pid ${pid}) holding ${busy.leases} leases, ${busy.inFlight} token calls open`,
@@ -64,7 +65,7 @@ export const replicaCrash = {
     const [recovery] = await eventually(
       'the orphaned connections refreshed again',
       () =>
-        stack.query(
+        stack.query<{ done: number; last: Date | null }>(
           `SELECT count(*) FILTER (WHERE status = 'active' AND last_refreshed_at > $2)::int AS done, max(last_refreshed_at) AS last
            FROM connections WHERE id = ANY($1::uuid[])`,
           [orphans, new Date(killedAt)],
@@ -72,7 +73,7 @@ export const replicaCrash = {
       ([row]) => row.done === orphans.length,
       { timeoutMs: 60_000, intervalMs: 1_000 },
     );
-    const recoveredIn = orphans.length > 0 ? recovery.last.getTime() - killedAt : 0;
+    const recoveredIn = recovery.last ? recovery.last.getTime() - killedAt : 0;
     await stack.waitHealthy();
 
     const recovered = (
