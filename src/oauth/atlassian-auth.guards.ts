@@ -1,0 +1,50 @@
+import { type ExecutionContext, Injectable } from '@nestjs/common';
+import { AuthGuard } from '@nestjs/passport';
+import type { Request } from 'express';
+import type { AtlassianAuthenticateOptions } from './atlassian.strategy.js';
+import { CallbackService, type ConnectedUser } from './callback.service.js';
+import { OAuthStateStore } from './oauth-state.store.js';
+
+/**
+ * `AuthGuard('atlassian')` on `GET /auth/atlassian/start`: the strategy stores a state and answers with the redirect
+ * to Atlassian, so the route's handler is never reached; a refusal is thrown to the result pages.
+ */
+@Injectable()
+export class AtlassianStartGuard extends AuthGuard('atlassian') {
+  override getAuthenticateOptions(): AtlassianAuthenticateOptions {
+    return { step: 'authorize' };
+  }
+}
+
+/**
+ * `AuthGuard('atlassian')` on `GET /auth/atlassian/callback`: the strategy spends the state, exchanges the code and
+ * connects the user (`request.user`). Every end of a callback that spent its state is recorded, success or failure.
+ */
+@Injectable()
+export class AtlassianCallbackGuard extends AuthGuard('atlassian') {
+  constructor(
+    private readonly states: OAuthStateStore,
+    private readonly callbacks: CallbackService,
+  ) {
+    super();
+  }
+
+  override getAuthenticateOptions(): AtlassianAuthenticateOptions {
+    return { step: 'callback' };
+  }
+
+  override handleRequest<TUser = ConnectedUser>(
+    error: unknown,
+    user: ConnectedUser | false,
+    _info: unknown,
+    context: ExecutionContext,
+  ): TUser {
+    const request = context.switchToHttp().getRequest<Request>();
+    const state = this.states.spentBy(request);
+    // Refused before its state was spent (malformed, unknown, used, expired, another browser): nothing to record.
+    if (!state) throw error;
+    const code = typeof request.query.code === 'string' ? request.query.code : undefined;
+    // passport's callback resolves the guard with what this answers, so a promise is waited for.
+    return this.callbacks.finish(state, code, user ? { user } : { error }) as TUser;
+  }
+}
