@@ -1,16 +1,33 @@
 import { type ExecutionContext, Injectable } from '@nestjs/common';
 import { AuthGuard } from '@nestjs/passport';
 import type { Request } from 'express';
-import type { AtlassianAuthenticateOptions } from './atlassian.strategy.js';
+import { type AtlassianAuthenticateOptions, ATLASSIAN_STRATEGY, AtlassianStrategy } from './atlassian.strategy.js';
 import { CallbackService, type ConnectedUser } from './callback.service.js';
 import { OAuthStateStore } from './oauth-state.store.js';
+
+/** `AuthGuard('atlassian')`, run with this application's strategy. */
+@Injectable()
+abstract class AtlassianAuthGuard extends AuthGuard(ATLASSIAN_STRATEGY) {
+  constructor(private readonly strategy: AtlassianStrategy) {
+    super();
+  }
+
+  /**
+   * AuthGuard asks for the request, then looks the strategy up by name, with nothing in between (no await): the one
+   * place where registering this application's strategy holds for the lookup that follows.
+   */
+  override getRequest(context: ExecutionContext): Request {
+    this.strategy.register();
+    return context.switchToHttp().getRequest<Request>();
+  }
+}
 
 /**
  * `AuthGuard('atlassian')` on `GET /auth/atlassian/start`: the strategy stores a state and answers with the redirect
  * to Atlassian, so the route's handler is never reached; a refusal is thrown to the result pages.
  */
 @Injectable()
-export class AtlassianStartGuard extends AuthGuard('atlassian') {
+export class AtlassianStartGuard extends AtlassianAuthGuard {
   override getAuthenticateOptions(): AtlassianAuthenticateOptions {
     return { step: 'authorize' };
   }
@@ -21,12 +38,13 @@ export class AtlassianStartGuard extends AuthGuard('atlassian') {
  * connects the user (`request.user`). Every end of a callback that spent its state is recorded, success or failure.
  */
 @Injectable()
-export class AtlassianCallbackGuard extends AuthGuard('atlassian') {
+export class AtlassianCallbackGuard extends AtlassianAuthGuard {
   constructor(
+    strategy: AtlassianStrategy,
     private readonly states: OAuthStateStore,
     private readonly callbacks: CallbackService,
   ) {
-    super();
+    super(strategy);
   }
 
   override getAuthenticateOptions(): AtlassianAuthenticateOptions {

@@ -34,8 +34,8 @@ function startFor(env: Record<string, string>, state = 'the-state') {
     secrets as SecretGenerator,
     config,
   );
-  new AtlassianStrategy(config, store, {} as CallbackService, {} as AtlassianClient);
-  return { issued, start };
+  const strategy = new AtlassianStrategy(config, store, {} as CallbackService, {} as AtlassianClient);
+  return { issued, start: (query: Record<string, string>) => start(strategy, query) };
 }
 
 interface Started {
@@ -45,7 +45,7 @@ interface Started {
 }
 
 /** Runs AtlassianStartGuard on a request; answers the redirect it wrote, or rejects with its refusal. */
-function start(query: Record<string, string>): Promise<Started> {
+function start(strategy: AtlassianStrategy, query: Record<string, string>): Promise<Started> {
   return new Promise<Started>((resolve, reject) => {
     const headers: Record<string, string> = {};
     const cookies: Record<string, string> = {};
@@ -59,7 +59,7 @@ function start(query: Record<string, string>): Promise<Started> {
     const context = {
       switchToHttp: () => ({ getRequest: () => req as unknown as Request, getResponse: () => res as unknown as Response }),
     };
-    const running = new AtlassianStartGuard().canActivate(context as unknown as ExecutionContext) as Promise<boolean>;
+    const running = new AtlassianStartGuard(strategy).canActivate(context as unknown as ExecutionContext) as Promise<boolean>;
     running.then(() => reject(new Error('the start reached its handler instead of redirecting')), reject);
   });
 }

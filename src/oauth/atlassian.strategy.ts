@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { PassportStrategy } from '@nestjs/passport';
 import type { Request } from 'express';
+import passport from 'passport';
 import { Strategy as OAuth2Strategy } from 'passport-oauth2';
 import { AtlassianClient } from '../atlassian/atlassian.client.js';
 import type { TokenSet } from '../atlassian/atlassian.types.js';
@@ -11,6 +12,7 @@ import { ConnectFailure } from './connect-failure.js';
 import { OAuthStateStore } from './oauth-state.store.js';
 
 export const ATLASSIAN_AUDIENCE = 'api.atlassian.com';
+export const ATLASSIAN_STRATEGY = 'atlassian';
 
 /** Which route passport is driving: the start, which sends the browser to Atlassian, or the callback. */
 export type AtlassianStep = 'authorize' | 'callback';
@@ -36,7 +38,7 @@ export interface AtlassianAuthenticateOptions {
  */
 // 6: passport-oauth2 passes the token answer (`tokens` of validate) only to a verify function of six parameters.
 @Injectable()
-export class AtlassianStrategy extends PassportStrategy(OAuth2Strategy, 'atlassian', 6) {
+export class AtlassianStrategy extends PassportStrategy(OAuth2Strategy, ATLASSIAN_STRATEGY, 6) {
   constructor(
     config: AppConfig,
     private readonly states: OAuthStateStore,
@@ -64,6 +66,15 @@ export class AtlassianStrategy extends PassportStrategy(OAuth2Strategy, 'atlassi
       );
     };
     this._oauth2.getOAuthAccessToken = exchange as typeof this._oauth2.getOAuthAccessToken;
+  }
+
+  /**
+   * Makes this application's strategy the one passport finds under `atlassian`. Passport keeps strategies by name in
+   * one registry for the whole process, so with several applications in one process (replicas in a test) the last
+   * one constructed would otherwise answer the requests of all of them, with its own callback URL and database.
+   */
+  register(): void {
+    passport.use(ATLASSIAN_STRATEGY, this);
   }
 
   override authorizationParams(): Record<string, string> {

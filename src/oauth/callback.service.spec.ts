@@ -78,8 +78,8 @@ function setup(
   );
   const config = loadConfig({ TOKEN_ENCRYPTION_KEYS: `k:${randomBytes(32).toString('base64')}`, ATLASSIAN_CALLBACK_URL: CALLBACK });
   const store = new OAuthStateStore({} as ConnectTicketsService, states as unknown as OAuthStatesService, {} as SecretGenerator, config);
-  new AtlassianStrategy(config, store, service, atlassian as unknown as AtlassianClient);
-  const guard = new AtlassianCallbackGuard(store, service);
+  const strategy = new AtlassianStrategy(config, store, service, atlassian as unknown as AtlassianClient);
+  const guard = new AtlassianCallbackGuard(strategy, store, service);
   const complete = async (params: CallbackParams, browserSecret: string): Promise<ConnectedUser> => {
     const query = Object.fromEntries(
       Object.entries({ code: params.code, state: params.state, error: params.error, error_description: params.errorDescription }).filter(
