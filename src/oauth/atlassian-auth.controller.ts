@@ -1,30 +1,20 @@
-import { Controller, Get, Head, Query, Res, UseFilters } from '@nestjs/common';
+import { Controller, Get, Head, Req, Res, UseFilters, UseGuards } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
-import type { CookieOptions, Response } from 'express';
-import { AppConfig } from '../config/app-config.js';
-import { AuthorizationService } from './authorization.service.js';
-import { BROWSER_COOKIE, BrowserSecret, browserCookieOptions } from './browser-cookie.js';
-import type { CallbackParams, StartParams } from './browser-params.js';
-import { CallbackParamsPipe, StartParamsPipe } from './browser-params.pipes.js';
-import { CallbackService } from './callback.service.js';
+import type { Request, Response } from 'express';
+import { AtlassianCallbackGuard, AtlassianStartGuard } from './atlassian-auth.guards.js';
+import type { ConnectedUser } from './callback.service.js';
 import { ConnectPageFilter } from './connect-page.filter.js';
 import { ConnectResultSender } from './connect-result.sender.js';
 
-/** The browser's side of the OAuth dance; every answer is a redirect or a small HTML page. */
+/**
+ * The browser's side of the OAuth dance, run by passport's `atlassian` strategy through its guards; every answer is a
+ * redirect or a small HTML page.
+ */
 @ApiExcludeController()
 @Controller('auth/atlassian')
 @UseFilters(ConnectPageFilter)
 export class AtlassianAuthController {
-  private readonly cookieOptions: CookieOptions;
-
-  constructor(
-    private readonly authorization: AuthorizationService,
-    private readonly callbacks: CallbackService,
-    private readonly results: ConnectResultSender,
-    config: AppConfig,
-  ) {
-    this.cookieOptions = browserCookieOptions(config);
-  }
+  constructor(private readonly results: ConnectResultSender) {}
 
   /**
    * Express would answer HEAD with the GET handler, so a link checker probing the address would spend the ticket or
@@ -33,22 +23,14 @@ export class AtlassianAuthController {
   @Head(['start', 'callback'])
   probe(): void {}
 
+  /** The guard has answered: the redirect to Atlassian, or a refusal. */
   @Get('start')
-  async start(
-    @Query(StartParamsPipe) params: StartParams,
-    @BrowserSecret() browserSecret: string | undefined,
-    @Res() res: Response,
-  ): Promise<void> {
-    const started = await this.authorization.start(params.ticket, browserSecret);
-    res.cookie(BROWSER_COOKIE, started.browserSecret, this.cookieOptions).redirect(302, started.location);
-  }
+  @UseGuards(AtlassianStartGuard)
+  start(): void {}
 
   @Get('callback')
-  async callback(
-    @Query(CallbackParamsPipe) params: CallbackParams,
-    @BrowserSecret() browserSecret: string | undefined,
-    @Res() res: Response,
-  ): Promise<void> {
-    this.results.success(res, await this.callbacks.complete(params, browserSecret));
+  @UseGuards(AtlassianCallbackGuard)
+  callback(@Req() request: Request, @Res() res: Response): void {
+    this.results.success(res, request.user as ConnectedUser);
   }
 }

@@ -1,4 +1,3 @@
-import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
 import type { CookieOptions, Request } from 'express';
 import type { AppConfig } from '../config/app-config.js';
 import { STATE_TTL_SECONDS } from './oauth-states.service.js';
@@ -22,7 +21,7 @@ export function browserCookieOptions(config: AppConfig): CookieOptions {
 }
 
 /** The browser cookie's value, when the request carries exactly one. */
-export const BrowserSecret = createParamDecorator((_data: unknown, context: ExecutionContext): string | undefined => {
-  const value: unknown = context.switchToHttp().getRequest<Request>().cookies?.[BROWSER_COOKIE];
+export function browserSecretOf(request: Request): string | undefined {
+  const value: unknown = request.cookies?.[BROWSER_COOKIE];
   return typeof value === 'string' ? value : undefined;
-});
+}

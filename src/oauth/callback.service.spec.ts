@@ -1,15 +1,24 @@
+import { randomBytes } from 'node:crypto';
 import { beforeAll, describe, expect, it } from '@jest/globals';
-import { Logger } from '@nestjs/common';
+import { type ExecutionContext, Logger } from '@nestjs/common';
+import type { Request, Response } from 'express';
 import type { AtlassianClient } from '../atlassian/atlassian.client.js';
 import { AtlassianError, type AtlassianErrorKind } from '../atlassian/atlassian.errors.js';
 import type { AccessibleResource, TokenSet } from '../atlassian/atlassian.types.js';
 import type { Clock } from '../common/clock.js';
+import { loadConfig } from '../config/app-config.js';
 import type { ConnectionsService, NewConnection } from '../connections/connections.service.js';
+import { AtlassianCallbackGuard } from './atlassian-auth.guards.js';
+import { AtlassianStrategy } from './atlassian.strategy.js';
+import { BROWSER_COOKIE } from './browser-cookie.js';
 import type { CallbackParams } from './browser-params.js';
-import { CallbackService } from './callback.service.js';
+import { CallbackService, type ConnectedUser } from './callback.service.js';
 import { ConnectFailure, type ConnectFailureCode } from './connect-failure.js';
+import type { ConnectTicketsService } from './connect-tickets.service.js';
+import { OAuthStateStore } from './oauth-state.store.js';
 import type { ConsumedState } from './oauth-states.repository.js';
 import type { OAuthStatesService, StateOutcome } from './oauth-states.service.js';
+import type { SecretGenerator } from './secrets.js';
 
 const CALLBACK = 'https://tokens.example.com/auth/atlassian/callback';
 const STARTED = new Date('2026-03-02T09:00:00Z');
@@ -19,7 +28,10 @@ const SITES: AccessibleResource[] = [
   { id: 'cloud-1', url: 'https://acme.atlassian.net', name: 'acme', scopes: ['read:jira-work'], avatarUrl: null },
 ];
 
-/** Records, in order, every step the callback takes, so tests can see what ran and what never did. */
+/**
+ * The callback as AtlassianCallbackGuard runs it through passport: the strategy, the state store and this service, over
+ * fakes that record, in order, every step the callback takes, so tests can see what ran and what never did.
+ */
 function setup(
   overrides: { exchange?: () => Promise<TokenSet>; me?: () => Promise<unknown>; consume?: () => Promise<ConsumedState> } = {},
 ) {
@@ -64,7 +76,22 @@ function setup(
     connections as unknown as ConnectionsService,
     clock,
   );
-  return { service, steps, outcomes, stored, connections };
+  const config = loadConfig({ TOKEN_ENCRYPTION_KEYS: `k:${randomBytes(32).toString('base64')}`, ATLASSIAN_CALLBACK_URL: CALLBACK });
+  const store = new OAuthStateStore({} as ConnectTicketsService, states as unknown as OAuthStatesService, {} as SecretGenerator, config);
+  const strategy = new AtlassianStrategy(config, store, service, atlassian as unknown as AtlassianClient);
+  const guard = new AtlassianCallbackGuard(strategy, store, service);
+  const complete = async (params: CallbackParams, browserSecret: string): Promise<ConnectedUser> => {
+    const query = Object.fromEntries(
+      Object.entries({ code: params.code, state: params.state, error: params.error, error_description: params.errorDescription }).filter(
+        ([, value]) => value !== undefined,
+      ),
+    );
+    const req = { query, cookies: { [BROWSER_COOKIE]: browserSecret } } as unknown as Request & { user?: ConnectedUser };
+    const context = { switchToHttp: () => ({ getRequest: () => req, getResponse: () => ({}) as Response }) };
+    await guard.canActivate(context as unknown as ExecutionContext);
+    return req.user!;
+  };
+  return { complete, steps, outcomes, stored, connections };
 }
 
 async function failureOf(work: Promise<unknown>): Promise<ConnectFailure> {
@@ -78,12 +105,12 @@ async function failureOf(work: Promise<unknown>): Promise<ConnectFailure> {
 
 const callback: CallbackParams = { code: 'code-1', state: 'state-1' };
 
-describe('CallbackService', () => {
+describe('the callback through passport and CallbackService', () => {
   beforeAll(() => Logger.overrideLogger(false));
 
   it('spends the state, then exchanges, reads the account and sites, and stores the connection', async () => {
-    const { service, steps, outcomes, stored } = setup();
-    await expect(service.complete(callback, 'browser')).resolves.toEqual({
+    const { complete, steps, outcomes, stored } = setup();
+    await expect(complete(callback, 'browser')).resolves.toEqual({
       userId: 'user-1',
       atlassianAccountId: 'acc-1',
       accountName: 'Alice',
@@ -106,17 +133,17 @@ describe('CallbackService', () => {
   });
 
   it('refuses a callback without state before touching anything', async () => {
-    const { service, steps } = setup();
-    expect((await failureOf(service.complete({ code: 'c' }, 'browser'))).code).toBe('state_missing');
-    expect((await failureOf(service.complete({ code: 'c', state: '' }, 'browser'))).code).toBe('state_missing');
+    const { complete, steps } = setup();
+    expect((await failureOf(complete({ code: 'c' }, 'browser'))).code).toBe('state_missing');
+    expect((await failureOf(complete({ code: 'c', state: '' }, 'browser'))).code).toBe('state_missing');
     expect(steps).toEqual([]);
   });
 
   it('exchanges nothing when the state is refused', async () => {
-    const { service, steps } = setup({
+    const { complete, steps } = setup({
       consume: () => Promise.reject(new ConnectFailure('state_used', 'used')),
     });
-    expect((await failureOf(service.complete(callback, 'browser'))).code).toBe('state_used');
+    expect((await failureOf(complete(callback, 'browser'))).code).toBe('state_used');
     expect(steps).toEqual(['consume']);
   });
 
@@ -126,8 +153,8 @@ describe('CallbackService', () => {
     [{ state: 's' }, 'code_missing', 'without a code'],
     [{ state: 's', code: '' }, 'code_missing', 'without a code'],
   ])('ends %j as %s, after spending the state and without an exchange', async (params, code, detail) => {
-    const { service, steps, outcomes } = setup();
-    const failure = await failureOf(service.complete(params, 'browser'));
+    const { complete, steps, outcomes } = setup();
+    const failure = await failureOf(complete(params, 'browser'));
     expect(failure.code).toBe(code);
     expect(failure.detail).toContain(detail);
     expect(steps).toEqual(['consume']);
@@ -135,7 +162,7 @@ describe('CallbackService', () => {
   });
 
   it('explains a rejected code, naming what it ruled out', async () => {
-    const { service, steps, outcomes } = setup({
+    const { complete, steps, outcomes } = setup({
       exchange: () =>
         Promise.reject(
           new AtlassianError('invalid_grant', 'Atlassian answered invalid_grant', {
@@ -145,7 +172,7 @@ describe('CallbackService', () => {
           }),
         ),
     });
-    const failure = await failureOf(service.complete(callback, 'browser'));
+    const failure = await failureOf(complete(callback, 'browser'));
     expect(failure.code).toBe('invalid_grant');
     expect(failure.detail).toBe('Atlassian refused the sign-in code (invalid_grant: Invalid authorization code).');
     expect(Object.fromEntries(failure.diagnosis!.causes.map((c) => [c.cause, c.verdict]))).toEqual({
@@ -159,7 +186,7 @@ describe('CallbackService', () => {
   });
 
   it('reads an old code’s invalid_request as expiry', async () => {
-    const { service } = setup({
+    const { complete } = setup({
       exchange: () =>
         Promise.reject(
           new AtlassianError('invalid_request', 'x', {
@@ -169,7 +196,7 @@ describe('CallbackService', () => {
           }),
         ),
     });
-    const failure = await failureOf(service.complete(callback, 'browser'));
+    const failure = await failureOf(complete(callback, 'browser'));
     expect(failure.code).toBe('invalid_grant');
     expect(failure.diagnosis!.causes[0]).toMatchObject({ cause: 'code_expired', verdict: 'likely' });
   });
@@ -183,8 +210,8 @@ describe('CallbackService', () => {
     ['client_unauthorized', 'configuration_error'],
     ['unauthorized_client', 'configuration_error'],
   ])('ends an exchange failing with %s as %s, exchanging once', async (kind, code) => {
-    const { service, steps, stored } = setup({ exchange: () => Promise.reject(new AtlassianError(kind, `Atlassian: ${kind}`)) });
-    const failure = await failureOf(service.complete(callback, 'browser'));
+    const { complete, steps, stored } = setup({ exchange: () => Promise.reject(new AtlassianError(kind, `Atlassian: ${kind}`)) });
+    const failure = await failureOf(complete(callback, 'browser'));
     expect(failure.code).toBe(code);
     expect(failure.detail).toBe(`Exchanging the sign-in code: Atlassian: ${kind}.`);
     expect(steps.filter((s) => s === 'exchange')).toHaveLength(1);
@@ -192,26 +219,26 @@ describe('CallbackService', () => {
   });
 
   it('refuses a token answer without a refresh token, storing nothing', async () => {
-    const { service, steps } = setup({ exchange: async () => ({ ...TOKENS, refreshToken: undefined }) });
-    const failure = await failureOf(service.complete(callback, 'browser'));
+    const { complete, steps } = setup({ exchange: async () => ({ ...TOKENS, refreshToken: undefined }) });
+    const failure = await failureOf(complete(callback, 'browser'));
     expect(failure.code).toBe('offline_access_missing');
     expect(failure.detail).toContain('offline_access');
     expect(steps).toEqual(['consume', 'exchange']);
   });
 
   it('says the account could not be read when /me refuses the token', async () => {
-    const { service, stored } = setup({
+    const { complete, stored } = setup({
       me: () => Promise.reject(new AtlassianError('token_rejected', 'Atlassian refused the access token')),
     });
-    const failure = await failureOf(service.complete(callback, 'browser'));
+    const failure = await failureOf(complete(callback, 'browser'));
     expect(failure.code).toBe('profile_unavailable');
     expect(stored).toEqual([]);
   });
 
   it('records internal_error and passes on an unexpected error', async () => {
-    const { service, outcomes, connections } = setup();
+    const { complete, outcomes, connections } = setup();
     connections.storeConnected = () => Promise.reject(new Error('database gone'));
-    await expect(service.complete(callback, 'browser')).rejects.toThrow('database gone');
+    await expect(complete(callback, 'browser')).rejects.toThrow('database gone');
     expect(outcomes).toEqual(['internal_error']);
   });
 });

@@ -1,4 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
+import { InternalOAuthError } from 'passport-oauth2';
 import { AtlassianClient } from '../atlassian/atlassian.client.js';
 import { AtlassianError } from '../atlassian/atlassian.errors.js';
 import type { AccessibleResource, TokenSet } from '../atlassian/atlassian.types.js';
@@ -29,8 +30,9 @@ const STEP_NAMES: Record<Step, string> = {
 };
 
 /**
- * `GET /auth/atlassian/callback`: spends the state, then exchanges the code (once), reads the account and its sites,
- * and stores the connection. Any failure stores nothing and leaves the user's existing connection as it was.
+ * `GET /auth/atlassian/callback`, the steps AtlassianStrategy leaves to the service: with the state spent and the code
+ * exchanged, read the account and its sites and store the connection; then record how the callback ended, explaining
+ * a rejected code. Any failure stores nothing and leaves the user's existing connection as it was.
  */
 @Injectable()
 export class CallbackService {
@@ -43,37 +45,7 @@ export class CallbackService {
     private readonly clock: Clock,
   ) {}
 
-  async complete(params: CallbackParams, browserSecret: string | undefined): Promise<ConnectedUser> {
-    if (!params.state) {
-      throw new ConnectFailure(
-        'state_missing',
-        'This address is where Atlassian sends you back after signing in, and the answer carries no state.',
-      );
-    }
-    const state = await this.states.consume(params.state, browserSecret);
-    try {
-      const connected = await this.connect(state, params);
-      await this.states.recordOutcome(state, 'connected');
-      this.logger.log(
-        `Connected user ${shortId(state.userId)} to Atlassian account ${shortId(connected.atlassianAccountId)} ` +
-          `(${connected.sites.length} sites${connected.replaced ? ', replacing the previous tokens' : ''})`,
-      );
-      return connected;
-    } catch (error) {
-      const outcome = error instanceof ConnectFailure ? error.code : 'internal_error';
-      await this.states.recordOutcome(state, outcome);
-      if (error instanceof ConnectFailure) {
-        const causes = error.diagnosis?.causes.map((c) => `${c.cause}=${c.verdict}`).join(', ');
-        this.logger.warn(`Callback for user ${shortId(state.userId)} refused: ${outcome}${causes ? ` (${causes})` : ''}`);
-      }
-      throw error;
-    }
-  }
-
-  private async connect(state: ConsumedState, params: CallbackParams): Promise<ConnectedUser> {
-    if (params.error !== undefined) throw authorizationRefused(params.error, params.errorDescription);
-    if (!params.code) throw new ConnectFailure('code_missing', 'Atlassian sent you back without a code and without an error.');
-    const tokens = await this.exchange(state, params.code);
+  async connect(state: ConsumedState, tokens: TokenSet): Promise<ConnectedUser> {
     if (!tokens.refreshToken) {
       throw new ConnectFailure(
         'offline_access_missing',
@@ -94,25 +66,50 @@ export class CallbackService {
     return { userId: state.userId, atlassianAccountId: account.accountId, accountName: account.name, sites, replaced: stored.replaced };
   }
 
-  /** Exactly one attempt: a code is single-use, so a retry could only fail and hide the first answer. */
-  private async exchange(state: ConsumedState, code: string): Promise<TokenSet> {
-    try {
-      return await this.atlassian.exchangeCode(code);
-    } catch (error) {
-      if (error instanceof AtlassianError && (error.kind === 'invalid_grant' || error.kind === 'invalid_request')) {
-        const diagnosis = diagnoseRejectedCode({
-          atlassianError: error.details.error ?? error.kind,
-          atlassianDescription: error.details.description,
-          stateUsedBefore: false,
-          secondsSinceAuthorize: (this.clock.now().getTime() - state.createdAt.getTime()) / 1000,
-          authorizeRedirectUri: state.redirectUri,
-          exchangeRedirectUri: this.atlassian.redirectUri,
-          code,
-        });
-        throw new ConnectFailure('invalid_grant', diagnosis.summary, diagnosis);
-      }
-      throw stepFailure('exchange', error);
+  /**
+   * Ends a callback that spent its state, with the connected user or the error that stopped it (an exchange's error
+   * arrives wrapped by passport-oauth2, Atlassian's answer inside): records the outcome, answers the user or throws
+   * the failure to show.
+   */
+  async finish(
+    state: ConsumedState,
+    code: string | undefined,
+    result: { user: ConnectedUser } | { error: unknown },
+  ): Promise<ConnectedUser> {
+    if ('user' in result) {
+      const connected = result.user;
+      await this.states.recordOutcome(state, 'connected');
+      this.logger.log(
+        `Connected user ${shortId(state.userId)} to Atlassian account ${shortId(connected.atlassianAccountId)} ` +
+          `(${connected.sites.length} sites${connected.replaced ? ', replacing the previous tokens' : ''})`,
+      );
+      return connected;
     }
+    const error =
+      result.error instanceof InternalOAuthError ? this.exchangeFailure(state, code ?? '', result.error.oauthError) : result.error;
+    const outcome = error instanceof ConnectFailure ? error.code : 'internal_error';
+    await this.states.recordOutcome(state, outcome);
+    if (error instanceof ConnectFailure) {
+      const causes = error.diagnosis?.causes.map((c) => `${c.cause}=${c.verdict}`).join(', ');
+      this.logger.warn(`Callback for user ${shortId(state.userId)} refused: ${outcome}${causes ? ` (${causes})` : ''}`);
+    }
+    throw error;
+  }
+
+  private exchangeFailure(state: ConsumedState, code: string, error: unknown): unknown {
+    if (error instanceof AtlassianError && (error.kind === 'invalid_grant' || error.kind === 'invalid_request')) {
+      const diagnosis = diagnoseRejectedCode({
+        atlassianError: error.details.error ?? error.kind,
+        atlassianDescription: error.details.description,
+        stateUsedBefore: false,
+        secondsSinceAuthorize: (this.clock.now().getTime() - state.createdAt.getTime()) / 1000,
+        authorizeRedirectUri: state.redirectUri,
+        exchangeRedirectUri: this.atlassian.redirectUri,
+        code,
+      });
+      return new ConnectFailure('invalid_grant', diagnosis.summary, diagnosis);
+    }
+    return stepFailure('exchange', error);
   }
 
   private async call<T>(step: Step, work: () => Promise<T>): Promise<T> {
@@ -122,6 +119,12 @@ export class CallbackService {
       throw stepFailure(step, error);
     }
   }
+}
+
+/** How a callback that brought no code ends: Atlassian answered with an error, or with nothing. */
+export function endedWithoutCode(params: CallbackParams): ConnectFailure {
+  if (params.error !== undefined) return authorizationRefused(params.error, params.errorDescription);
+  return new ConnectFailure('code_missing', 'Atlassian sent you back without a code and without an error.');
 }
 
 function authorizationRefused(error: string, description: string | undefined): ConnectFailure {

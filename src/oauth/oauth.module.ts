@@ -1,14 +1,15 @@
 import { Module } from '@nestjs/common';
 import { ConnectionsModule } from '../connections/connections.module.js';
 import { AtlassianAuthController } from './atlassian-auth.controller.js';
+import { AtlassianCallbackGuard, AtlassianStartGuard } from './atlassian-auth.guards.js';
 import { AtlassianStrategy } from './atlassian.strategy.js';
-import { AuthorizationService } from './authorization.service.js';
 import { CallbackService } from './callback.service.js';
 import { ConnectResultSender } from './connect-result.sender.js';
 import { ConnectTicketsRepository } from './connect-tickets.repository.js';
 import { ConnectTicketsService } from './connect-tickets.service.js';
 import { ConnectController } from './connect.controller.js';
 import { OAuthHousekeepingService } from './oauth-housekeeping.service.js';
+import { OAuthStateStore } from './oauth-state.store.js';
 import { OAuthStatesRepository } from './oauth-states.repository.js';
 import { OAuthStatesService } from './oauth-states.service.js';
 import { RandomSecretGenerator, SecretGenerator } from './secrets.js';
@@ -23,8 +24,10 @@ import { RandomSecretGenerator, SecretGenerator } from './secrets.js';
     OAuthStatesRepository,
     ConnectTicketsService,
     OAuthStatesService,
+    OAuthStateStore,
     AtlassianStrategy,
-    AuthorizationService,
+    AtlassianStartGuard,
+    AtlassianCallbackGuard,
     CallbackService,
     ConnectResultSender,
     OAuthHousekeepingService,
