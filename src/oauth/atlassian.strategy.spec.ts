@@ -12,7 +12,6 @@ import { ConnectFailure } from './connect-failure.js';
 import type { ConnectTicketsService } from './connect-tickets.service.js';
 import { OAuthStateStore } from './oauth-state.store.js';
 import type { OAuthStatesService } from './oauth-states.service.js';
-import type { SecretGenerator } from './secrets.js';
 
 const BROWSER = 'browser-secret-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa';
 
@@ -31,7 +30,7 @@ function startFor(env: Record<string, string>, state = 'the-state') {
   const store = new OAuthStateStore(
     tickets as unknown as ConnectTicketsService,
     states as unknown as OAuthStatesService,
-    secrets as SecretGenerator,
+    secrets,
     config,
   );
   const strategy = new AtlassianStrategy(config, store, {} as CallbackService, {} as AtlassianClient);

@@ -86,7 +86,7 @@ export class AtlassianStrategy extends PassportStrategy(OAuth2Strategy, ATLASSIA
       if (options.step === 'authorize') this.refuseAnswerOnStart(req);
       else if (this.endsWithoutExchange(req)) return;
     } catch (error) {
-      this.error(error as Error);
+      this.error(error);
       return;
     }
     super.authenticate(req, options);
