@@ -11,15 +11,20 @@ export type RouteKind =
   /** `/sandbox`: the stand-in for Atlassian, answered as Atlassian answers. */
   | 'sandbox'
   /** `/operator`: the CLI's questions, answered only on the local operator socket (404 on the HTTP port). */
-  | 'operator';
+  | 'operator'
+  /** `/atlassian`: Atlassian's deliveries, each proven by a JWT signed with the client secret (401 for anything else). */
+  | 'receiver';
 
 export interface RouteEntry {
   readonly method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   /** As Express holds it: `/v1/users/:userId/connection`. */
   readonly pattern: string;
   readonly kind: RouteKind;
-  /** Whether the route reads a JSON body, or passes any body on unread (the proxy). */
-  readonly body?: 'json' | 'forwarded';
+  /**
+   * Whether the route reads a JSON body, passes any body on unread (the proxy), or reads one only once its JWT is
+   * verified (the receiver: anything unsigned is 401 whatever its body, but a body over the limit is 413 first).
+   */
+  readonly body?: 'json' | 'forwarded' | 'signed';
 }
 
 /**
@@ -40,6 +45,10 @@ export const ROUTES: readonly RouteEntry[] = [
   { method: 'PUT', pattern: '/v1/users/:userId/proxy/:product/:cloudId/*path', kind: 'api', body: 'forwarded' },
   { method: 'PATCH', pattern: '/v1/users/:userId/proxy/:product/:cloudId/*path', kind: 'api', body: 'forwarded' },
   { method: 'DELETE', pattern: '/v1/users/:userId/proxy/:product/:cloudId/*path', kind: 'api', body: 'forwarded' },
+  { method: 'GET', pattern: '/v1/users/:userId/jira-webhooks', kind: 'api' },
+  { method: 'PUT', pattern: '/v1/users/:userId/jira-webhooks', kind: 'api', body: 'json' },
+  { method: 'DELETE', pattern: '/v1/users/:userId/jira-webhooks', kind: 'api' },
+  { method: 'POST', pattern: '/atlassian/jira-webhooks', kind: 'receiver', body: 'signed' },
   { method: 'GET', pattern: '/', kind: 'open' },
   { method: 'GET', pattern: '/health/live', kind: 'open' },
   { method: 'GET', pattern: '/health/ready', kind: 'open' },
