@@ -5,7 +5,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import { AtlassianError } from '../atlassian/atlassian.errors.js';
 import { Clock } from '../common/clock.js';
 import { ConnectionNotFoundError, DomainError, ReauthRequiredError } from '../common/errors.js';
-import { AppConfig, type JiraWebhookSubscription } from '../config/app-config.js';
+import { AppConfig, JIRA_WEBHOOK_SCOPES, type JiraWebhookSubscription } from '../config/app-config.js';
 import { shortId } from '../logging/redact.js';
 import { RandomSource } from '../refresh/timing.js';
 import { JiraWebhookClient, type ListedWebhook } from './jira-webhook.client.js';
@@ -21,8 +21,6 @@ import {
   type WebhookConnection,
 } from './jira-webhooks.repository.js';
 
-/** The scopes Jira asks of a 3LO app for dynamic webhooks. */
-export const JIRA_WEBHOOK_SCOPES: readonly string[] = ['read:jira-work', 'manage:jira-webhook'];
 /** Where Jira delivers, under PUBLIC_URL: the one URL the app registers. */
 export const JIRA_WEBHOOK_RECEIVER_PATH = '/atlassian/jira-webhooks';
 const MAX_ERROR_LENGTH = 500;
