@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { extensionAt, extensionDue, nextPassAt, subscriptionKey } from './jira-webhook.policy.js';
+import { extensionAt, extensionDue, leaseMsFor, nextPassAt, subscriptionKey } from './jira-webhook.policy.js';
 
 const DAY = 86_400_000;
 const now = new Date('2026-03-02T09:40:00.000Z');
@@ -34,6 +34,12 @@ describe('the Jira webhook extension schedule', () => {
     expect(nextPassAt({ ...base, expiries: [at(90_000)], failure: { consecutiveFailures: 1, random: 0, retryAfterMs: 120_000 } })).toEqual(
       at(45_000),
     );
+  });
+
+  it('leases a pass for five minutes, or a third of a short extension lead, never under 30 s', () => {
+    expect(leaseMsFor(10 * DAY)).toBe(300_000);
+    expect(leaseMsFor(120_000)).toBe(40_000);
+    expect(leaseMsFor(60_000)).toBe(30_000);
   });
 
   it('treats subscriptions that differ only in order or spacing as the same registration', () => {

@@ -7,6 +7,8 @@ const SECOND = 1_000;
 export const JIRA_WEBHOOK_POLICY = {
   /** A claim is exclusive this long: a connection's calls to Jira (list, register, extend, delete per site) end well before. */
   leaseMs: 5 * 60 * SECOND,
+  /** The shortest lease, for an extension lead of minutes (tests): a pass of several sites' calls still fits in it. */
+  minLeaseMs: 30 * SECOND,
   /** The soonest a connection is looked at again after a pass that went well. */
   minSpacingMs: 1 * SECOND,
   /** A PUT or DELETE waits this long for another worker's pass over the same connection before answering 503. */
@@ -18,6 +20,14 @@ export const JIRA_WEBHOOK_POLICY = {
   /** Deliveries remembered to drop Jira's retries. */
   deliveryMemoryMs: 7 * 24 * 3600 * SECOND,
 } as const;
+
+/**
+ * How long a pass's lease lasts: five minutes, but at most a third of the extension lead, so a worker that dies
+ * mid-extension leaves its connection to another long before the registrations it was extending expire.
+ */
+export function leaseMsFor(extendBeforeMs: number): number {
+  return Math.min(JIRA_WEBHOOK_POLICY.leaseMs, Math.max(JIRA_WEBHOOK_POLICY.minLeaseMs, Math.floor(extendBeforeMs / 3)));
+}
 
 /** Two subscriptions are the same registration when their events, JQL and field filter are (order aside). */
 export function subscriptionKey(subscription: JiraWebhookSubscription): string {

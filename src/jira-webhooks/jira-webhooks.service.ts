@@ -9,7 +9,7 @@ import { AppConfig, JIRA_WEBHOOK_SCOPES, type JiraWebhookSubscription } from '..
 import { shortId } from '../logging/redact.js';
 import { RandomSource } from '../refresh/timing.js';
 import { JiraWebhookClient, type ListedWebhook } from './jira-webhook.client.js';
-import { extensionDue, JIRA_WEBHOOK_POLICY, nextPassAt, subscriptionKey } from './jira-webhook.policy.js';
+import { extensionDue, JIRA_WEBHOOK_POLICY, leaseMsFor, nextPassAt, subscriptionKey } from './jira-webhook.policy.js';
 import type { JiraWebhooksDto, PutJiraWebhooksDto } from './jira-webhooks.dto.js';
 import { JiraWebhookMetrics } from './jira-webhooks.metrics.js';
 import {
@@ -425,7 +425,7 @@ export class JiraWebhooksService {
   }
 
   private lease(now: Date) {
-    return { now, owner: this.owner, leaseExpiresAt: new Date(now.getTime() + JIRA_WEBHOOK_POLICY.leaseMs) };
+    return { now, owner: this.owner, leaseExpiresAt: new Date(now.getTime() + leaseMsFor(this.config.jiraWebhooks.extendBeforeMs)) };
   }
 
   private retryAt(claim: SubscriptionsClaim, error: unknown): Date {
