@@ -4,9 +4,11 @@
  * the way production breaks them, and checks from the outside (the API, the identity provider's counters, /metrics,
  * the webhook receiver, the database) that no token was lost, reused or used expired.
  *
- * Four independent deployments run side by side to fit the time budget:
+ * Five independent deployments run side by side to fit the time budget:
  *   ratelimit  3 replicas, 30 users, the machine's PostgreSQL: scenario 7 (a minute-long pause), first and short, so it
  *              is over while the others are still setting up, before their timing-sensitive scenarios start
+ *   jira       3 replicas, 20 users, the machine's PostgreSQL: scenario 8 (Jira webhooks living two minutes, a replica
+ *              killed mid-extension)
  *   outage     2 replicas, 200 users, a throwaway PostgreSQL cluster: scenario 4 (waits out the refresh backoff)
  *   main       3 replicas, 200 users, the machine's PostgreSQL (a fresh database): scenarios 1, 2, 5, 6 in turn
  *   pgrestart  2 replicas, 100 users, another throwaway cluster that scenario 3 restarts
@@ -23,6 +25,7 @@ import { killAllChildren } from './lib/processes.mjs';
 import { ScenarioReport } from './lib/report.mjs';
 import { Stack } from './lib/stack.mjs';
 import { gracefulShutdown } from './scenarios/graceful-shutdown.mjs';
+import { JIRA_WEBHOOK_EXTEND_BEFORE_SECONDS, jiraWebhooks } from './scenarios/jira-webhooks.mjs';
 import { grantRevoked } from './scenarios/grant-revoked.mjs';
 import { postgresRestart } from './scenarios/postgres-restart.mjs';
 import { rateLimitPause } from './scenarios/rate-limit-pause.mjs';
@@ -43,6 +46,19 @@ const LANES = [
     users: 30,
     load: { workers: 2, callsPerSecond: 4 },
     scenarios: [rateLimitPause],
+  },
+  {
+    name: 'jira',
+    postgres: 'shared',
+    replicas: 3,
+    users: 20,
+    load: { workers: 2, callsPerSecond: 4 },
+    env: {
+      ATLASSIAN_SCOPES: 'read:jira-work manage:jira-webhook',
+      JIRA_WEBHOOK_DEFAULTS: JSON.stringify([{ events: ['jira:issue_created'], jqlFilter: 'project = DEF' }]),
+      JIRA_WEBHOOK_EXTEND_BEFORE_DAYS: String(JIRA_WEBHOOK_EXTEND_BEFORE_SECONDS / 86_400),
+    },
+    scenarios: [jiraWebhooks],
   },
   {
     name: 'outage',
@@ -97,6 +113,7 @@ async function setUp(lane, reports) {
       replicas: lane.replicas,
       users: lane.users,
       load: lane.load,
+      env: lane.env,
     });
     stacks.push(stack);
     cleanups.push(() => stack.stop());

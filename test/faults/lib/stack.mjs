@@ -40,7 +40,7 @@ class Replica {
  * (`node dist/src/main.js`) on one database, a webhook receiver, the users they connected, and the client load.
  */
 export class Stack {
-  constructor({ name, logDir, cluster, adminUrl, databaseName, replicas, users, load }) {
+  constructor({ name, logDir, cluster, adminUrl, databaseName, replicas, users, load, env = {} }) {
     this.name = name;
     /** The throwaway PostgreSQL cluster the database lives on, when it is not the shared server. */
     this.cluster = cluster;
@@ -49,6 +49,8 @@ export class Stack {
     this.databaseName = databaseName;
     this.replicaCount = replicas;
     this.userCount = users;
+    /** More of the replicas' environment, for a lane's scenarios. */
+    this.env = env;
     this.apiKey = randomBytes(24).toString('hex');
     this.encryptionKey = randomBytes(32).toString('base64');
     this.webhookSecret = randomBytes(24).toString('hex');
@@ -123,6 +125,7 @@ export class Stack {
         WEBHOOK_URL: this.receiver.url,
         WEBHOOK_SECRET: this.webhookSecret,
         LOG_LEVEL: 'warn',
+        ...this.env,
       },
     });
   }
