@@ -437,7 +437,7 @@ export class JiraWebhooksService {
       failure: {
         consecutiveFailures: claim.consecutiveFailures + 1,
         random: this.random.next(),
-        retryAfterMs: failureOf(error).retryAfterMs,
+        retryAfterMs: error instanceof AtlassianError ? error.details.retryAfterMs : undefined,
       },
     });
   }

@@ -3,6 +3,7 @@ import { SignJWT } from 'jose';
 import { DataSource } from 'typeorm';
 import { JiraWebhooksScheduler } from '../../src/jira-webhooks/jira-webhooks.scheduler.js';
 import type { JiraWebhookStats } from '../../src/sandbox/sandbox.jira-webhooks.js';
+import { accountIdFor } from '../../src/sandbox/sandbox.users.js';
 import { callApi, errorOf, userPath } from '../utils/api.js';
 import { startTestApp, type TestApp } from '../utils/app.js';
 import { ManualClock, outboxEvents } from '../utils/connections.js';
@@ -283,6 +284,25 @@ describePostgres('Jira webhooks: PUT, GET and DELETE /v1/users/{userId}/jira-web
     await tick();
     expect(await list('hooks-paused')).toEqual([expect.objectContaining({ status: 'active', jiraWebhookId: 2 })]);
     expect(await jira()).toMatchObject({ live: 1, registered: 2 });
+  });
+
+  it('pauses them when the daemon finds the grant revoked, and leaves that connection alone afterwards', async () => {
+    await connected('hooks-revoked', 'bob');
+    expect((await put('hooks-revoked', { webhooks: [UPDATED] })).status).toBe(200);
+    await sandboxControl(app, `grants/${encodeURIComponent(accountIdFor('bob'))}/revoke`);
+    clock.advance(21 * DAY);
+    await tick();
+    expect((await list('hooks-revoked')).map((w) => w.status)).toEqual(['paused']);
+    const [connection] = await dataSource.query(`SELECT status FROM connections WHERE user_id = 'hooks-revoked'`);
+    expect(connection.status).toBe('reauth_required');
+    const [lease] = await dataSource.query(
+      `SELECT s.lease_id FROM jira_webhook_subscriptions s JOIN connections c ON c.id = s.connection_id WHERE c.user_id = 'hooks-revoked'`,
+    );
+    expect(lease.lease_id).toBeNull();
+    const extended = (await jira()).extended;
+    clock.advance(5 * DAY);
+    await tick();
+    expect((await jira()).extended).toBe(extended);
   });
 
   it('DELETE removes them at Jira and here; DELETE …/connection deletes them at Jira before forgetting the tokens', async () => {
