@@ -1,3 +1,4 @@
+import type { KeyObject } from 'node:crypto';
 import { errors, jwtVerify } from 'jose';
 
 /** Skew allowed between Jira's clock and ours, for `exp` and a future `iat`. */
@@ -14,7 +15,11 @@ export type JwtRefusal = 'missing' | 'malformed' | 'signature' | 'algorithm' | '
  * other claims (`iss` has been seen to be the client id, with no `aud`), so they are not required; an `iat` in the
  * future beyond the skew is refused, as no honest signer sends one.
  */
-export async function verifyDeliveryJwt(authorization: string | undefined, secret: Uint8Array, now: Date): Promise<JwtRefusal | null> {
+export async function verifyDeliveryJwt(
+  authorization: string | undefined,
+  secret: KeyObject | Uint8Array,
+  now: Date,
+): Promise<JwtRefusal | null> {
   if (!authorization) return 'missing';
   const token = BEARER.exec(authorization)?.[1];
   if (!token) return 'malformed';

@@ -1,8 +1,9 @@
-import { createHash } from 'node:crypto';
+import { createHash, createSecretKey, type KeyObject } from 'node:crypto';
 import { Injectable, Logger } from '@nestjs/common';
-import { DataSource } from 'typeorm';
+import { DataSource, type EntityManager } from 'typeorm';
 import { Clock } from '../common/clock.js';
 import { AppConfig } from '../config/app-config.js';
+import { StatementBatcher } from '../database/statement-batcher.js';
 import { OutboxRepository } from '../webhooks/outbox.repository.js';
 import { verifyDeliveryJwt } from './jira-webhook-jwt.js';
 import { JiraWebhookMetrics, type DeliveryOutcome } from './jira-webhooks.metrics.js';
@@ -11,6 +12,16 @@ import { JiraWebhooksRepository } from './jira-webhooks.repository.js';
 /** The largest delivery accepted; Jira's issue payloads are well below it. */
 export const JIRA_WEBHOOK_MAX_BODY_BYTES = 1024 * 1024;
 const MAX_MATCHED_IDS = 1000;
+/** Deliveries written in one transaction under load, and how many such transactions run at once. */
+const WRITE_BATCH = 64;
+const WRITE_FLUSHES = 4;
+
+/** One verified delivery, to be recorded and forwarded. */
+interface AcceptedDelivery {
+  readonly identifier: string;
+  readonly event: ParsedEvent;
+  readonly at: Date;
+}
 
 export interface ReceiverAnswer {
   readonly status: 202 | 400 | 401;
@@ -26,7 +37,22 @@ export interface ReceiverAnswer {
 @Injectable()
 export class JiraWebhookReceiver {
   private readonly logger = new Logger(JiraWebhookReceiver.name);
-  private readonly secret: Uint8Array;
+  /** The client secret as a key object, made once: jose would otherwise import the key anew for every delivery. */
+  private readonly secret: KeyObject;
+  /**
+   * Concurrent deliveries share one transaction (one commit, one flush of the WAL), each still recorded and
+   * forwarded before its own 202; a lone delivery is never held back.
+   */
+  private readonly writes = new StatementBatcher<AcceptedDelivery, DeliveryOutcome>(
+    (deliveries) =>
+      this.dataSource.transaction(async (manager) => {
+        const outcomes: DeliveryOutcome[] = [];
+        for (const delivery of deliveries) outcomes.push(await this.write(manager, delivery));
+        return outcomes;
+      }),
+    WRITE_BATCH,
+    WRITE_FLUSHES,
+  );
 
   constructor(
     private readonly dataSource: DataSource,
@@ -36,7 +62,7 @@ export class JiraWebhookReceiver {
     private readonly clock: Clock,
     config: AppConfig,
   ) {
-    this.secret = new TextEncoder().encode(config.atlassian.clientSecret);
+    this.secret = createSecretKey(Buffer.from(config.atlassian.clientSecret, 'utf8'));
   }
 
   async receive(authorization: string | undefined, identifierHeader: string | undefined, body: Buffer): Promise<ReceiverAnswer> {
@@ -54,25 +80,28 @@ export class JiraWebhookReceiver {
     }
     // Jira sends the identifier on every delivery; without one, the body itself identifies its retries.
     const identifier = identifierHeader?.slice(0, 200) || `sha256:${createHash('sha256').update(body).digest('hex')}`;
-    const outcome = await this.dataSource.transaction(async (manager): Promise<DeliveryOutcome> => {
-      if (!(await this.repository.recordDelivery(manager, identifier, now))) return 'duplicate';
-      const matched = await this.repository.matchDelivery(manager, event.matchedWebhookIds, event.siteUrl, now);
-      for (const connection of matched) {
-        await this.outbox.enqueue(
-          manager,
-          {
-            type: 'jira.event',
-            userId: connection.userId,
-            data: { cloudId: connection.cloudId, jiraWebhookIds: connection.jiraWebhookIds, event: event.json },
-          },
-          now,
-        );
-      }
-      return matched.length > 0 ? 'accepted' : 'unknown';
-    });
+    const outcome = await this.writes.submit({ identifier, event, at: now });
     this.metrics.recordDelivery(outcome);
     if (outcome === 'unknown') this.logger.log('Jira webhook delivery for no registration of ours: answered 202 and dropped');
     return { status: 202, outcome };
+  }
+
+  /** Records one delivery and writes one `jira.event` per connection it matched, in the batch's transaction. */
+  private async write(manager: EntityManager, { identifier, event, at }: AcceptedDelivery): Promise<DeliveryOutcome> {
+    if (!(await this.repository.recordDelivery(manager, identifier, at))) return 'duplicate';
+    const matched = await this.repository.matchDelivery(manager, event.matchedWebhookIds, event.siteUrl, at);
+    for (const connection of matched) {
+      await this.outbox.enqueue(
+        manager,
+        {
+          type: 'jira.event',
+          userId: connection.userId,
+          data: { cloudId: connection.cloudId, jiraWebhookIds: connection.jiraWebhookIds, event: event.json },
+        },
+        at,
+      );
+    }
+    return matched.length > 0 ? 'accepted' : 'unknown';
   }
 }
 

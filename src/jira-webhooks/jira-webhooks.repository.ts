@@ -268,16 +268,18 @@ export class JiraWebhooksRepository {
 
   /**
    * The connections whose registrations are among `ids`, on the site at `siteUrl` when the delivery names one (ids may
-   * be unique per site only); their `last_delivery_at` becomes `now`.
+   * be unique per site only). Their `last_delivery_at` becomes `now`, skipping rows another transaction holds (it is
+   * writing a later delivery or a pass): the match itself takes no lock, so deliveries written at once never deadlock.
    */
   async matchDelivery(manager: EntityManager, ids: readonly number[], siteUrl: string | null, now: Date): Promise<MatchedConnection[]> {
     const rows = await this.run<{ user_id: string; cloud_id: string; jira_webhook_ids: string[] }>(
       `WITH matched AS (
-         UPDATE jira_webhook_registrations w SET last_delivery_at = $3
-         FROM accessible_resources a
-         WHERE w.jira_webhook_id = ANY($1::bigint[]) AND w.status <> 'removed'
-           AND a.connection_id = w.connection_id AND a.cloud_id = w.cloud_id AND ($2::text IS NULL OR a.url = $2)
-         RETURNING w.connection_id, w.cloud_id, w.jira_webhook_id)
+         SELECT w.id, w.connection_id, w.cloud_id, w.jira_webhook_id FROM jira_webhook_registrations w
+         JOIN accessible_resources a ON a.connection_id = w.connection_id AND a.cloud_id = w.cloud_id
+         WHERE w.jira_webhook_id = ANY($1::bigint[]) AND w.status <> 'removed' AND ($2::text IS NULL OR a.url = $2)),
+       touched AS (
+         UPDATE jira_webhook_registrations SET last_delivery_at = $3
+         WHERE id IN (SELECT id FROM jira_webhook_registrations WHERE id IN (SELECT id FROM matched) FOR UPDATE SKIP LOCKED))
        SELECT c.user_id, m.cloud_id, array_agg(m.jira_webhook_id ORDER BY m.jira_webhook_id) AS jira_webhook_ids
        FROM matched m JOIN connections c ON c.id = m.connection_id
        GROUP BY c.user_id, m.cloud_id ORDER BY c.user_id, m.cloud_id`,
