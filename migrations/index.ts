@@ -3,6 +3,7 @@ import { WebhookOutboxDeadLetter1795747200000 } from './1795747200000-WebhookOut
 import { AccessibleResourceChanges1795752000000 } from './1795752000000-AccessibleResourceChanges.js';
 import { ConnectionLifecycle1795761000000 } from './1795761000000-ConnectionLifecycle.js';
 import { AtlassianRateLimitPauses1795762000000 } from './1795762000000-AtlassianRateLimitPauses.js';
+import { JiraWebhooks1795763000000 } from './1795763000000-JiraWebhooks.js';
 
 /** Every migration, oldest first. A new migration is added here as well as in its own file. */
 export const MIGRATIONS = [
@@ -11,4 +12,5 @@ export const MIGRATIONS = [
   AccessibleResourceChanges1795752000000,
   ConnectionLifecycle1795761000000,
   AtlassianRateLimitPauses1795762000000,
+  JiraWebhooks1795763000000,
 ];

@@ -13,6 +13,8 @@ import { AppExpressAdapter } from './common/express-adapter.js';
 import { refuseDeepJson } from './common/json-depth.js';
 import { AppValidationPipe } from './common/validation.pipe.js';
 import type { CoreOptions } from './config/config.module.js';
+import { JIRA_WEBHOOK_MAX_BODY_BYTES } from './jira-webhooks/jira-webhook.receiver.js';
+import { JIRA_WEBHOOK_RECEIVER_PATH } from './jira-webhooks/jira-webhooks.service.js';
 import { AppLogger } from './logging/app-logger.js';
 import { logDestination as defaultLogDestination } from './logging/log-output.js';
 import { loggingParams } from './logging/logging.module.js';
@@ -51,6 +53,8 @@ export async function createApp(options: CoreOptions, logger?: AppLogger): Promi
   // JSON and form bodies are parsed for every route but the proxy's, which forwards its paths and bodies as they came.
   app.use(routeProductPathsAsSent());
   app.use(apiBodiesAreJson(isProxyPath));
+  // Jira's deliveries are read as bytes, up to a limit, and parsed only once their JWT is verified.
+  app.use(JIRA_WEBHOOK_RECEIVER_PATH, express.raw({ type: () => true, limit: JIRA_WEBHOOK_MAX_BODY_BYTES }));
   // Express' JSON parser, as Nest would add it, but refusing bodies nested too deep for what walks them after parsing.
   app.use(express.json({ type: unlessProxied('application/json'), verify: refuseDeepJson }));
   app.useBodyParser('urlencoded', { extended: true, type: unlessProxied('application/x-www-form-urlencoded') });
@@ -61,9 +65,9 @@ export async function createApp(options: CoreOptions, logger?: AppLogger): Promi
   return app;
 }
 
-/** The body parsers' test: this media type, on any route but the proxy's. */
+/** The body parsers' test: this media type, on any route but the proxy's and one whose body was read already. */
 function unlessProxied(type: string): (req: IncomingMessage) => boolean {
-  return (req) => !isProxyPath((req as Request).path) && Boolean((req as Request).is(type));
+  return (req) => !isProxyPath((req as Request).path) && !Buffer.isBuffer((req as Request).body) && Boolean((req as Request).is(type));
 }
 
 /**

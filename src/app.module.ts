@@ -8,6 +8,7 @@ import { CoreModule, type CoreOptions } from './config/config.module.js';
 import { DatabaseModule } from './database/database.module.js';
 import { HealthModule } from './health/health.module.js';
 import { HomeModule } from './home/home.module.js';
+import { JiraWebhooksModule } from './jira-webhooks/jira-webhooks.module.js';
 import { LifecycleModule } from './lifecycle/lifecycle.module.js';
 import { LoggingModule } from './logging/logging.module.js';
 import { MetricsModule } from './metrics/metrics.module.js';
@@ -42,6 +43,7 @@ export class AppModule {
         LifecycleModule,
         SitesModule,
         ProxyModule,
+        JiraWebhooksModule,
         RateLimitModule,
         OperatorServerModule,
         HomeModule,

@@ -1,6 +1,6 @@
 import { AtlassianError } from '../atlassian/atlassian.errors.js';
 import type { TokenSet } from '../atlassian/atlassian.types.js';
-import { ALWAYS_REQUESTED_SCOPES, type AppConfig } from '../config/app-config.js';
+import { ALWAYS_REQUESTED_SCOPES, type AppConfig, JIRA_WEBHOOK_SCOPES } from '../config/app-config.js';
 import type { OutboxBacklog } from '../webhooks/webhook-delivery.repository.js';
 import { printableUrl } from '../common/printable-url.js';
 import { type Check, describeDuration, fingerprint } from './cli-output.js';
@@ -28,6 +28,7 @@ export function checkConfiguration(config: AppConfig, credentials: Check): Check
     checkApiKeys(config),
     checkEncryptionKeys(config),
     checkWebhook(config),
+    checkJiraWebhooks(config),
     checkProductionReadiness(config),
   ];
 }
@@ -102,6 +103,35 @@ export function checkScopes(config: AppConfig): Check {
     status: 'ok',
     text: `Scopes include ${ALWAYS_REQUESTED_SCOPES.join(' and ')}: ${list} (each must also be added to the app in the developer console)`,
   };
+}
+
+/**
+ * Jira webhooks need the scopes, and Jira delivers to PUBLIC_URL/atlassian/jira-webhooks, which must be https and
+ * reachable from Atlassian (the sandbox delivers over http, on this machine).
+ */
+export function checkJiraWebhooks(config: AppConfig): Check {
+  const missing = JIRA_WEBHOOK_SCOPES.filter((scope) => !config.atlassian.scopes.includes(scope));
+  const receiver = `${config.publicUrl}/atlassian/jira-webhooks`;
+  const defaults = config.jiraWebhooks.defaults.length;
+  if (defaults > 0 && missing.length > 0) {
+    return {
+      status: 'warn',
+      text: `JIRA_WEBHOOK_DEFAULTS asks for ${defaults} Jira webhooks per connection, but ATLASSIAN_SCOPES lacks ${missing.join(' and ')}`,
+      fix: `Add ${missing.join(' and ')} to ATLASSIAN_SCOPES and to the app's permissions in the developer console; users then reconnect to grant them.`,
+    };
+  }
+  if (new URL(config.publicUrl).protocol !== 'https:') {
+    return {
+      status: 'warn',
+      text: `PUBLIC_URL is not https, so Jira cannot deliver webhooks to ${receiver}${config.atlassian.sandbox ? ' (the sandbox can)' : ''}`,
+      fix: 'Serve the service behind TLS and set PUBLIC_URL to its https:// address, the same on every replica.',
+    };
+  }
+  const scopes =
+    missing.length === 0
+      ? 'ATLASSIAN_SCOPES has read:jira-work and manage:jira-webhook'
+      : `a PUT …/jira-webhooks needs ${missing.join(' and ')} in ATLASSIAN_SCOPES`;
+  return { status: 'ok', text: `Jira delivers webhooks to ${receiver}; ${scopes}` };
 }
 
 /**

@@ -15,6 +15,7 @@ import {
   checkCallbackUrl,
   checkClock,
   checkConfiguration,
+  checkJiraWebhooks,
   checkMigrations,
   checkProductionReadiness,
   checkWebhookBacklog,
@@ -61,6 +62,24 @@ describe('doctor configuration checks', () => {
     }
     expect(text).toContain('sha256:');
     expect(text).toContain('\\"k2\\" seals new tokens; also opens k1');
+  });
+
+  it('warn about Jira webhooks that cannot work: defaults without the scopes, or a PUBLIC_URL Jira cannot deliver to', () => {
+    const withDefaults = { ...PRODUCTION, JIRA_WEBHOOK_DEFAULTS: '[{"events":["jira:issue_updated"],"jqlFilter":"project = A"}]' };
+    expect(checkJiraWebhooks(config(withDefaults))).toMatchObject({
+      status: 'warn',
+      text: expect.stringContaining('lacks manage:jira-webhook'),
+    });
+    const scoped = { ...withDefaults, ATLASSIAN_SCOPES: 'read:jira-work manage:jira-webhook' };
+    expect(checkJiraWebhooks(config(scoped))).toMatchObject({
+      status: 'ok',
+      text: 'Jira delivers webhooks to https://tokens.example.com/atlassian/jira-webhooks; ATLASSIAN_SCOPES has read:jira-work and manage:jira-webhook',
+    });
+    expect(checkJiraWebhooks(config({ ...scoped, PUBLIC_URL: 'http://tokens.example.com' }))).toMatchObject({
+      status: 'warn',
+      text: expect.stringContaining('PUBLIC_URL is not https'),
+    });
+    expect(checkJiraWebhooks(config(PRODUCTION)).text).toContain('a PUT …/jira-webhooks needs manage:jira-webhook in ATLASSIAN_SCOPES');
   });
 
   it('refuse an http callback URL except on localhost', () => {
@@ -153,7 +172,7 @@ describe('doctor command', () => {
     expect(code).toBe(0);
     const checks = lines.filter((l) => /^[✓⚠✗] /.test(l));
     expect(checks.every((l) => l.startsWith('✓ '))).toBe(true);
-    expect(checks).toHaveLength(13);
+    expect(checks).toHaveLength(14);
     for (const secret of [API_KEY, CLIENT_SECRET, WEBHOOK_SECRET, KEY, 'db-password-SECRET', 'url-token-SECRET']) {
       expect(lines.join('\n')).not.toContain(secret);
     }

@@ -12,6 +12,8 @@ export const SANDBOX_CREDENTIALS = { clientId: 'sandbox-client-id', clientSecret
 
 /** Scopes every authorization asks for, whatever ATLASSIAN_SCOPES says: the refresh token, and the account id from /me. */
 export const ALWAYS_REQUESTED_SCOPES: readonly string[] = ['offline_access', 'read:me'];
+/** The scopes Jira asks of a 3LO app for dynamic webhooks (ATLASSIAN.md, "Jira dynamic webhooks"). */
+export const JIRA_WEBHOOK_SCOPES: readonly string[] = ['read:jira-work', 'manage:jira-webhook'];
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 const KEY_ID_PATTERN = /^[A-Za-z0-9_-]{1,32}$/;
 const DEV_KEY_FILE = 'dev-encryption-key';

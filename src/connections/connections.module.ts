@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { JiraWebhooksModule } from '../jira-webhooks/jira-webhooks.module.js';
 import { LifecycleModule } from '../lifecycle/lifecycle.module.js';
 import { ProductCallsModule } from '../product-calls/product-calls.module.js';
 import { AccessibleResourcesService } from './accessible-resources.service.js';
@@ -8,7 +9,7 @@ import { ConnectionsService } from './connections.service.js';
 import { UserConnectionsService } from './user-connections.service.js';
 
 @Module({
-  imports: [ProductCallsModule, LifecycleModule],
+  imports: [ProductCallsModule, LifecycleModule, JiraWebhooksModule],
   controllers: [ConnectionsController],
   providers: [ConnectionsRepository, ConnectionsService, UserConnectionsService, AccessibleResourcesService],
   exports: [ConnectionsService, AccessibleResourcesService],

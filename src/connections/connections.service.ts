@@ -5,6 +5,7 @@ import type { AccessibleResource } from '../atlassian/atlassian.types.js';
 import { Clock } from '../common/clock.js';
 import { AppConfig } from '../config/app-config.js';
 import { TokenCipher } from '../crypto/token-cipher.js';
+import { JiraWebhooksRepository } from '../jira-webhooks/jira-webhooks.repository.js';
 import { LifecycleService } from '../lifecycle/lifecycle.service.js';
 import { missingScopes } from '../lifecycle/scopes.js';
 import { OutboxRepository } from '../webhooks/outbox.repository.js';
@@ -39,12 +40,14 @@ export class ConnectionsService {
     private readonly clock: Clock,
     private readonly config: AppConfig,
     private readonly lifecycle: LifecycleService,
+    private readonly jiraWebhooks: JiraWebhooksRepository,
   ) {}
 
   /**
    * Stores a consent in one transaction: the connection (created, or its tokens replaced and status back to active),
-   * its sites, the `connection.created` event, and the lifecycle events the new consent is due (a grant that lacks
-   * configured scopes). Tokens are sealed for the row they go into, so its id is settled first. Only the
+   * its sites, the `connection.created` event, the lifecycle events the new consent is due (a grant that lacks
+   * configured scopes), and its Jira webhooks due for a pass (JIRA_WEBHOOK_DEFAULTS for a new one; registered again after a
+   * reconnect). Tokens are sealed for the row they go into, so its id is settled first. Only the
    * transaction's manager is used inside: the embedded database is a single session.
    */
   storeConnected(connection: NewConnection): Promise<StoredConnection> {
@@ -62,6 +65,7 @@ export class ConnectionsService {
         now,
       );
       await this.lifecycle.checkConnection(manager, stored.id, now);
+      await this.jiraWebhooks.connected(manager, stored.id, this.config.jiraWebhooks.defaults, now);
       return stored;
     });
   }

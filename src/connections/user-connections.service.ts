@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { Clock } from '../common/clock.js';
 import { ConnectionNotFoundError } from '../common/errors.js';
+import { JiraWebhooksService } from '../jira-webhooks/jira-webhooks.service.js';
 import { consentedBefore, consentExpiresAt } from '../lifecycle/consent.policy.js';
 import { OutboxRepository } from '../webhooks/outbox.repository.js';
 import type { ConnectionDto, ConnectionPageDto, ListConnectionsQueryDto } from './connection.dto.js';
@@ -17,6 +18,7 @@ export class UserConnectionsService {
     private readonly connections: ConnectionsRepository,
     private readonly outbox: OutboxRepository,
     private readonly clock: Clock,
+    private readonly jiraWebhooks: JiraWebhooksService,
   ) {}
 
   async describe(userId: string): Promise<ConnectionDto> {
@@ -51,9 +53,11 @@ export class UserConnectionsService {
   /**
    * Forgets the connection: tokens, sites and their history are deleted with the row, and `connection.deleted` is
    * queued in the same transaction. A refresh in flight for it fails its compare-and-swap and writes nothing.
-   * The grant at Atlassian stays until the user removes the app there: 3LO offers no revocation call.
+   * The grant at Atlassian stays until the user removes the app there: 3LO offers no revocation call. Its Jira
+   * webhooks are deleted at Jira first, while its token still works.
    */
-  forget(userId: string): Promise<void> {
+  async forget(userId: string): Promise<void> {
+    await this.jiraWebhooks.deleteAtJiraBeforeForgetting(userId);
     const now = this.clock.now();
     return this.dataSource.transaction(async (manager) => {
       const deleted = await this.connections.deleteByUserId(manager, userId);

@@ -1,9 +1,16 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { Clock } from '../common/clock.js';
 import { DomainError } from '../common/errors.js';
 import type { AccessTokenResponseDto } from '../refresh/access-token.dto.js';
 import { AccessTokenService } from '../refresh/access-token.service.js';
-import { AtlassianClient, type AtlassianProduct, type ProductStreamRequest, type StreamedAnswer } from '../atlassian/atlassian.client.js';
+import {
+  AtlassianClient,
+  type AtlassianProduct,
+  type ProductAnswer,
+  type ProductRequest,
+  type ProductStreamRequest,
+  type StreamedAnswer,
+} from '../atlassian/atlassian.client.js';
 import { AtlassianError } from '../atlassian/atlassian.errors.js';
 import type { AccessibleResource } from '../atlassian/atlassian.types.js';
 import { LifecycleService } from '../lifecycle/lifecycle.service.js';
@@ -28,7 +35,7 @@ export class AtlassianApi {
     private readonly tokens: AccessTokenService,
     private readonly client: AtlassianClient,
     private readonly clock: Clock,
-    private readonly lifecycle: LifecycleService,
+    @Inject(LifecycleService) private readonly lifecycle: LifecycleService,
   ) {}
 
   /** The user's sites, merged by id. */
@@ -39,6 +46,18 @@ export class AtlassianApi {
   /** GET a product REST path on one of the user's sites, e.g. ('jira', cloudId, '/rest/api/3/myself'); Atlassian's JSON as it came. */
   productGet(userId: string, product: AtlassianProduct, cloudId: string, path: string): Promise<unknown> {
     return this.withToken(userId, (token) => this.client.productGet(token, product, cloudId, path), { cloudId });
+  }
+
+  /**
+   * A JSON product call whose answer the caller reads itself (Jira webhook registration, listing, extension): Atlassian's
+   * status and JSON whatever the status, a 401 retried once with a fresh token. It throws only when no answer came: a
+   * paused scope (`rate_limited` with `details.paused`), a timeout, a broken connection, or no token to send.
+   */
+  async productRequest(userId: string, product: AtlassianProduct, cloudId: string, request: ProductRequest): Promise<ProductAnswer> {
+    const first = await this.tokens.accessToken(userId, MIN_VALIDITY_SECONDS);
+    const answer = await this.client.productRequest(first.accessToken, product, cloudId, request);
+    if (answer.status !== 401) return answer;
+    return this.client.productRequest((await this.freshToken(userId, first)).accessToken, product, cloudId, request);
   }
 
   /**

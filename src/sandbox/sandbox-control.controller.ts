@@ -2,7 +2,7 @@ import { Body, Controller, Get, Inject, Param, Post, Res } from '@nestjs/common'
 import type { Response } from 'express';
 import { sendAnswer, sendChecked } from './sandbox.http.js';
 import { SandboxIdentityProvider } from './sandbox.idp.js';
-import { parseDirectAuthorize, parseFaultPlan, parseLatency, parseSettings, parseUserInput } from './sandbox.params.js';
+import { parseDeliveryInput, parseDirectAuthorize, parseFaultPlan, parseLatency, parseSettings, parseUserInput } from './sandbox.params.js';
 import { oauthError, ok } from './sandbox.responses.js';
 
 /** Test and benchmark controls; they exist only because the sandbox is mounted, never next to real Atlassian. */
@@ -46,6 +46,22 @@ export class SandboxControlController {
   @Get('api-calls')
   apiCalls(@Res() res: Response): void {
     sendAnswer(res, ok({ calls: this.idp.apiCalls() }));
+  }
+
+  /** Jira's dynamic webhooks: what is registered, extended, deleted and expired, and what was delivered. */
+  @Get('jira-webhooks')
+  jiraWebhooks(@Res() res: Response): void {
+    sendAnswer(res, ok(this.idp.jiraWebhookStats()));
+  }
+
+  /**
+   * Something changes on a made-up site (`{ cloudId, webhookEvent?, issueKey?, duplicate? }`): Jira's signed delivery
+   * goes to every registration it matches, sent twice when `duplicate` (or, unsaid, at the sandbox's duplicate rate).
+   */
+  @Post('jira-webhooks/deliveries')
+  async deliver(@Body() body: unknown, @Res() res: Response): Promise<void> {
+    const input = parseDeliveryInput(body);
+    sendAnswer(res, input.ok ? await this.idp.deliverJiraEvent(input.value) : oauthError(400, 'invalid_request', input.message));
   }
 
   @Post('users')

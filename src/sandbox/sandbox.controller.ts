@@ -1,4 +1,4 @@
-import { Body, Controller, Get, Headers, Inject, Param, Post, Put, Query, Req, Res } from '@nestjs/common';
+import { Body, Controller, Delete, Get, Headers, Inject, Param, Post, Put, Query, Req, Res } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import type { AtlassianProduct } from '../atlassian/atlassian.client.js';
 import { sendAnswer, sendPage, sendRedirect } from './sandbox.http.js';
@@ -107,6 +107,36 @@ export class SandboxController {
       res,
       await this.idp.product(req.headers.authorization, productCall(req, 'jira', cloudId), () => this.idp.products.attachment(id)),
     );
+  }
+
+  @Post('ex/jira/:cloudId/rest/api/3/webhook')
+  async registerWebhooks(
+    @Param('cloudId') cloudId: string,
+    @Body() body: unknown,
+    @Req() req: Request,
+    @Res() res: Response,
+  ): Promise<void> {
+    sendAnswer(res, await this.idp.jiraWebhookCall(req.headers.authorization, productCall(req, 'jira', cloudId), 'register', body));
+  }
+
+  @Get('ex/jira/:cloudId/rest/api/3/webhook')
+  async listWebhooks(@Param('cloudId') cloudId: string, @Query() query: unknown, @Req() req: Request, @Res() res: Response): Promise<void> {
+    sendAnswer(res, await this.idp.jiraWebhookCall(req.headers.authorization, productCall(req, 'jira', cloudId), 'list', query));
+  }
+
+  @Delete('ex/jira/:cloudId/rest/api/3/webhook')
+  async deleteWebhooks(@Param('cloudId') cloudId: string, @Body() body: unknown, @Req() req: Request, @Res() res: Response): Promise<void> {
+    sendAnswer(res, await this.idp.jiraWebhookCall(req.headers.authorization, productCall(req, 'jira', cloudId), 'remove', body));
+  }
+
+  @Put('ex/jira/:cloudId/rest/api/3/webhook/refresh')
+  async refreshWebhooks(
+    @Param('cloudId') cloudId: string,
+    @Body() body: unknown,
+    @Req() req: Request,
+    @Res() res: Response,
+  ): Promise<void> {
+    sendAnswer(res, await this.idp.jiraWebhookCall(req.headers.authorization, productCall(req, 'jira', cloudId), 'refresh', body));
   }
 
   @Get('ex/confluence/:cloudId/wiki/api/v2/pages/:id')

@@ -4,7 +4,16 @@ import type { Clock } from '../common/clock.js';
 import type { AtlassianProduct } from '../atlassian/atlassian.client.js';
 import { FaultQueue, faultResponse, type FaultEndpoint, type FaultPlan } from './sandbox.faults.js';
 import { DEFAULT_APP_NAME, initialSettings, type SandboxOptions, type SandboxSettings } from './sandbox.options.js';
-import { isRecord, parseSiteCount, readSingle, type Checked, type DirectAuthorizeInput, type Latency } from './sandbox.params.js';
+import { SandboxJiraWebhooks, type JiraWebhookStats } from './sandbox.jira-webhooks.js';
+import {
+  isRecord,
+  parseSiteCount,
+  readSingle,
+  type Checked,
+  type DeliveryInput,
+  type DirectAuthorizeInput,
+  type Latency,
+} from './sandbox.params.js';
 import { SandboxProducts } from './sandbox.products.js';
 import { HourlyQuota, quotaHeaders, rateLimitedHeaders } from './sandbox.rate-limits.js';
 import { apiError, oauthError, ok, type SandboxResponse } from './sandbox.responses.js';
@@ -167,6 +176,8 @@ export class SandboxIdentityProvider {
   private apiCallLog: ApiCallRecord[];
   /** Jira's and Confluence's resources, as far as the sandbox plays them. */
   readonly products: SandboxProducts;
+  /** Jira's dynamic webhooks: registrations, their expiry, and signed deliveries. */
+  readonly jiraWebhooks: SandboxJiraWebhooks;
 
   constructor(
     private readonly options: SandboxOptions,
@@ -176,6 +187,7 @@ export class SandboxIdentityProvider {
     if (options.redirectUris.length === 0) throw new Error('The sandbox needs at least one registered redirect URI.');
     this.appName = options.appName ?? DEFAULT_APP_NAME;
     this.products = new SandboxProducts(clock);
+    this.jiraWebhooks = new SandboxJiraWebhooks(options.clientId, options.clientSecret);
     this.reset();
   }
 
@@ -212,6 +224,7 @@ export class SandboxIdentityProvider {
     this.quota = new HourlyQuota();
     this.apiCallLog = [];
     this.products.reset();
+    this.jiraWebhooks.reset();
   }
 
   /** The users offered on the consent page. */
@@ -349,6 +362,52 @@ export class SandboxIdentityProvider {
     );
     const quota = quotaHeaders(this.quota.peek(this.nowMs(), this.settings.hourlyQuota), this.nowMs());
     return { ...answer, headers: { ...quota, ...answer.headers } };
+  }
+
+  /**
+   * Jira's `/rest/api/3/webhook` calls as the user: register (POST), list (GET, `input` is the query), delete (DELETE)
+   * and extend (PUT `/refresh`), metered like every product call.
+   */
+  jiraWebhookCall(
+    authorization: string | undefined,
+    call: ProductCall,
+    action: 'register' | 'list' | 'remove' | 'refresh',
+    input: unknown,
+  ): Promise<SandboxResponse> {
+    return this.product(authorization, call, ({ user }, site) => {
+      const lifetime = this.settings.jiraWebhookLifetimeSeconds;
+      switch (action) {
+        case 'register':
+          return this.jiraWebhooks.register(site, user.accountId, input, this.nowMs(), lifetime);
+        case 'list':
+          return this.jiraWebhooks.list(site, user.accountId, isRecord(input) ? input : {}, this.nowMs());
+        case 'remove':
+          return this.jiraWebhooks.remove(site, user.accountId, input, this.nowMs());
+        case 'refresh':
+          return this.jiraWebhooks.refresh(site, user.accountId, input, this.nowMs(), lifetime);
+      }
+    });
+  }
+
+  jiraWebhookStats(): JiraWebhookStats {
+    return this.jiraWebhooks.stats(this.nowMs());
+  }
+
+  /** Something changes on a made-up site: Jira's signed delivery to every registration it matches. */
+  async deliverJiraEvent(input: DeliveryInput): Promise<SandboxResponse> {
+    const site = [...this.users.values()].flatMap((user) => user.sites).find((candidate) => candidate.id === input.cloudId);
+    if (!site) return apiError(404, 'No sandbox user has that site.');
+    const report = await this.jiraWebhooks.deliver(
+      site,
+      {
+        cloudId: site.id,
+        webhookEvent: input.webhookEvent ?? 'jira:issue_updated',
+        issueKey: input.issueKey ?? 'SBX-1',
+        duplicate: input.duplicate ?? Math.random() < this.settings.jiraWebhookDuplicateRate,
+      },
+      this.nowMs(),
+    );
+    return ok(report);
   }
 
   /** The latest API calls, oldest first. */

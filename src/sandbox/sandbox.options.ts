@@ -24,11 +24,15 @@ export interface SandboxSettings {
   consentLifetimeSeconds: number;
   /** Product calls the whole app may make per clock hour before every one is answered 429 jira-quota-global-based. */
   hourlyQuota: number;
+  /** A Jira dynamic webhook lives this long after its registration or last extension (shortened for tests). */
+  jiraWebhookLifetimeSeconds: number;
+  /** The share of deliveries sent twice with the same identifier, as Jira's retries do, when a delivery does not say. */
+  jiraWebhookDuplicateRate: number;
 }
 
 /**
- * Atlassian's documented values: 1 h access tokens, ~10 min codes, 10 min reuse leeway, 90 days of inactivity, and
- * 365 days from consent to the grant's end.
+ * Atlassian's documented values: 1 h access tokens, ~10 min codes, 10 min reuse leeway, 90 days of inactivity, 365 days
+ * from consent to the grant's end, and 30 days of life for a Jira dynamic webhook.
  */
 export const DEFAULT_SETTINGS: SandboxSettings = {
   accessTokenTtlSeconds: 3600,
@@ -38,6 +42,8 @@ export const DEFAULT_SETTINGS: SandboxSettings = {
   omitRefreshToken: false,
   consentLifetimeSeconds: 365 * 24 * 3600,
   hourlyQuota: DEFAULT_HOURLY_QUOTA,
+  jiraWebhookLifetimeSeconds: 30 * 24 * 3600,
+  jiraWebhookDuplicateRate: 0.1,
 };
 
 export const DEFAULT_APP_NAME = 'Atlassian token service (sandbox)';
@@ -51,5 +57,7 @@ export function initialSettings(options: SandboxOptions): SandboxSettings {
     omitRefreshToken: false,
     consentLifetimeSeconds: DEFAULT_SETTINGS.consentLifetimeSeconds,
     hourlyQuota: DEFAULT_SETTINGS.hourlyQuota,
+    jiraWebhookLifetimeSeconds: DEFAULT_SETTINGS.jiraWebhookLifetimeSeconds,
+    jiraWebhookDuplicateRate: DEFAULT_SETTINGS.jiraWebhookDuplicateRate,
   };
 }

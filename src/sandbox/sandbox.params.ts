@@ -85,6 +85,13 @@ function optionalOneOf<T extends string | number>(source: Record<string, unknown
   return value as T;
 }
 
+function optionalShare(source: Record<string, unknown>, name: string): number | undefined {
+  const value = source[name];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !(value >= 0 && value <= 1)) throw new InputError(`${name} must be a number from 0 to 1.`);
+  return value;
+}
+
 const MAX_DELAY_MS = 10 * 60 * 1000;
 const MAX_SETTING_SECONDS = 400 * 24 * 3600;
 
@@ -134,6 +141,8 @@ export function parseSettings(value: unknown): Checked<Partial<SandboxSettings>>
       omitRefreshToken: optionalBoolean(body, 'omitRefreshToken'),
       consentLifetimeSeconds: optionalInt(body, 'consentLifetimeSeconds', 1, MAX_SETTING_SECONDS),
       hourlyQuota: optionalInt(body, 'hourlyQuota', 1, 1_000_000_000),
+      jiraWebhookLifetimeSeconds: optionalInt(body, 'jiraWebhookLifetimeSeconds', 1, MAX_SETTING_SECONDS),
+      jiraWebhookDuplicateRate: optionalShare(body, 'jiraWebhookDuplicateRate'),
     });
   });
 }
@@ -178,4 +187,28 @@ export function parseSiteCount(text: string | undefined): Checked<number | undef
   const count = /^\d{1,3}$/.test(trimmed) ? Number(trimmed) : Number.NaN;
   if (!(count <= MAX_SITES_PER_USER)) return { ok: false, message: `Sites must be a whole number from 0 to ${MAX_SITES_PER_USER}.` };
   return { ok: true, value: count };
+}
+
+export interface DeliveryInput {
+  cloudId: string;
+  webhookEvent?: string;
+  issueKey?: string;
+  duplicate?: boolean;
+}
+
+const ISSUE_KEY = /^[A-Za-z][A-Za-z0-9_]*-\d+$/;
+
+/** `POST /_control/jira-webhooks/deliveries`: which site changes, how, and whether Jira "retries" the delivery. */
+export function parseDeliveryInput(value: unknown): Checked<DeliveryInput> {
+  return checked(() => {
+    const body = objectBody(value);
+    const issueKey = optionalString(body, 'issueKey');
+    if (issueKey !== undefined && !ISSUE_KEY.test(issueKey)) throw new InputError('issueKey must look like ABC-123.');
+    return {
+      cloudId: requiredString(body, 'cloudId'),
+      webhookEvent: optionalString(body, 'webhookEvent'),
+      issueKey,
+      duplicate: optionalBoolean(body, 'duplicate'),
+    };
+  });
 }

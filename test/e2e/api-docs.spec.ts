@@ -62,6 +62,9 @@ describe('OpenAPI at /docs-json and Swagger UI at /docs', () => {
         'POST /v1/users/{userId}/access-token',
         'GET /v1/connections',
         'GET /v1/users/{userId}/sites/{cloudId}/myself',
+        'GET /v1/users/{userId}/jira-webhooks',
+        'PUT /v1/users/{userId}/jira-webhooks',
+        'DELETE /v1/users/{userId}/jira-webhooks',
         ...['GET', 'POST', 'PUT', 'PATCH', 'DELETE'].map((method) => `${method} /v1/users/{userId}/proxy/{product}/{cloudId}/{path}`),
       ].sort(),
     );

@@ -87,4 +87,18 @@ describe('routing: every path is the API with all its guards, or not the API', (
       expect(allowed.headers.get('cache-control')).toBe('no-store');
     },
   );
+
+  it.each(ROUTES.filter((route) => route.kind === 'receiver').map((route) => [routeName(route), route] as const))(
+    '%s: its one spelling refuses a call without a JWT from Atlassian, even one with an API key',
+    async (_, route) => {
+      const path = samplePath(route.pattern);
+      for (const key of [null, TEST_API_KEY]) {
+        const refused = await send(app, route, path, key);
+        expect(refused.status).toBe(401);
+        expect(refused.headers.get('cache-control')).toBe('no-store');
+        expect(refused.headers.get('x-ratelimit-limit')).toBeNull();
+        expect(await refused.json()).toEqual({ error: { code: 'unauthorized', message: expect.any(String) } });
+      }
+    },
+  );
 });

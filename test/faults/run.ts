@@ -4,9 +4,11 @@
  * the way production breaks them, and checks from the outside (the API, the identity provider's counters, /metrics,
  * the webhook receiver, the database) that no token was lost, reused or used expired.
  *
- * Four independent deployments run side by side to fit the time budget:
+ * Five independent deployments run side by side to fit the time budget:
  *   ratelimit  3 replicas, 30 users, the machine's PostgreSQL: scenario 7 (a minute-long pause), first and short, so it
  *              is over while the others are still setting up, before their timing-sensitive scenarios start
+ *   jira       3 replicas, 20 users, the machine's PostgreSQL: scenario 8 (Jira webhooks living two minutes, a replica
+ *              killed mid-extension)
  *   outage     2 replicas, 200 users, a throwaway PostgreSQL cluster: scenario 4 (waits out the refresh backoff)
  *   main       3 replicas, 200 users, the machine's PostgreSQL (a fresh database): scenarios 1, 2, 5, 6 in turn
  *   pgrestart  2 replicas, 100 users, another throwaway cluster that scenario 3 restarts
@@ -28,6 +30,7 @@ import { errorMessage } from './lib/util.js';
 import { gracefulShutdown } from './scenarios/graceful-shutdown.js';
 import { grantRevoked } from './scenarios/grant-revoked.js';
 import { postgresRestart } from './scenarios/postgres-restart.js';
+import { JIRA_WEBHOOK_EXTEND_BEFORE_SECONDS, jiraWebhooks } from './scenarios/jira-webhooks.js';
 import { rateLimitPause } from './scenarios/rate-limit-pause.js';
 import { replicaCrash } from './scenarios/replica-crash.js';
 import { steadyRefresh } from './scenarios/steady-refresh.js';
@@ -46,6 +49,8 @@ interface Lane {
   replicas: number;
   users: number;
   load: LoadOptions;
+  /** More of the replicas' environment. */
+  env?: Record<string, string>;
   scenarios: Scenario[];
 }
 
@@ -57,6 +62,19 @@ const LANES: Lane[] = [
     users: 30,
     load: { workers: 2, callsPerSecond: 4 },
     scenarios: [rateLimitPause],
+  },
+  {
+    name: 'jira',
+    postgres: 'shared',
+    replicas: 3,
+    users: 20,
+    load: { workers: 2, callsPerSecond: 4 },
+    env: {
+      ATLASSIAN_SCOPES: 'read:jira-work manage:jira-webhook',
+      JIRA_WEBHOOK_DEFAULTS: JSON.stringify([{ events: ['jira:issue_created'], jqlFilter: 'project = DEF' }]),
+      JIRA_WEBHOOK_EXTEND_BEFORE_DAYS: String(JIRA_WEBHOOK_EXTEND_BEFORE_SECONDS / 86_400),
+    },
+    scenarios: [jiraWebhooks],
   },
   {
     name: 'outage',
@@ -111,6 +129,7 @@ async function setUp(lane: Lane, reports: ScenarioReport[]): Promise<Stack | nul
       replicas: lane.replicas,
       users: lane.users,
       load: lane.load,
+      env: lane.env,
     });
     stacks.push(stack);
     cleanups.push(stack.stop.bind(stack));

@@ -11,15 +11,20 @@ export type RouteKind =
   /** `/sandbox`: the stand-in for Atlassian, answered as Atlassian answers. */
   | 'sandbox'
   /** `/operator`: the CLI's questions, answered only on the local operator socket (404 on the HTTP port). */
-  | 'operator';
+  | 'operator'
+  /** `/atlassian`: Atlassian's deliveries, each proven by a JWT signed with the client secret (401 for anything else). */
+  | 'receiver';
 
 export interface RouteEntry {
   readonly method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   /** As Express holds it: `/v1/users/:userId/connection`. */
   readonly pattern: string;
   readonly kind: RouteKind;
-  /** Whether the route reads a JSON body, or passes any body on unread (the proxy). */
-  readonly body?: 'json' | 'forwarded';
+  /**
+   * Whether the route reads a JSON body, passes any body on unread (the proxy), or reads one only once its JWT is
+   * verified (the receiver: anything unsigned is 401 whatever its body, but a body over the limit is 413 first).
+   */
+  readonly body?: 'json' | 'forwarded' | 'signed';
 }
 
 /**
@@ -40,6 +45,10 @@ export const ROUTES: readonly RouteEntry[] = [
   { method: 'PUT', pattern: '/v1/users/:userId/proxy/:product/:cloudId/*path', kind: 'api', body: 'forwarded' },
   { method: 'PATCH', pattern: '/v1/users/:userId/proxy/:product/:cloudId/*path', kind: 'api', body: 'forwarded' },
   { method: 'DELETE', pattern: '/v1/users/:userId/proxy/:product/:cloudId/*path', kind: 'api', body: 'forwarded' },
+  { method: 'GET', pattern: '/v1/users/:userId/jira-webhooks', kind: 'api' },
+  { method: 'PUT', pattern: '/v1/users/:userId/jira-webhooks', kind: 'api', body: 'json' },
+  { method: 'DELETE', pattern: '/v1/users/:userId/jira-webhooks', kind: 'api' },
+  { method: 'POST', pattern: '/atlassian/jira-webhooks', kind: 'receiver', body: 'signed' },
   { method: 'GET', pattern: '/', kind: 'open' },
   { method: 'GET', pattern: '/health/live', kind: 'open' },
   { method: 'GET', pattern: '/health/ready', kind: 'open' },
@@ -59,6 +68,10 @@ export const ROUTES: readonly RouteEntry[] = [
   { method: 'GET', pattern: '/sandbox/ex/jira/:cloudId/rest/api/3/search/jql', kind: 'sandbox' },
   { method: 'POST', pattern: '/sandbox/ex/jira/:cloudId/rest/api/3/search/jql', kind: 'sandbox', body: 'json' },
   { method: 'GET', pattern: '/sandbox/ex/jira/:cloudId/rest/api/3/attachment/content/:id', kind: 'sandbox' },
+  { method: 'POST', pattern: '/sandbox/ex/jira/:cloudId/rest/api/3/webhook', kind: 'sandbox', body: 'json' },
+  { method: 'GET', pattern: '/sandbox/ex/jira/:cloudId/rest/api/3/webhook', kind: 'sandbox' },
+  { method: 'DELETE', pattern: '/sandbox/ex/jira/:cloudId/rest/api/3/webhook', kind: 'sandbox', body: 'json' },
+  { method: 'PUT', pattern: '/sandbox/ex/jira/:cloudId/rest/api/3/webhook/refresh', kind: 'sandbox', body: 'json' },
   { method: 'GET', pattern: '/sandbox/ex/confluence/:cloudId/wiki/api/v2/pages/:id', kind: 'sandbox' },
   { method: 'POST', pattern: '/sandbox/_control/faults', kind: 'sandbox', body: 'json' },
   { method: 'POST', pattern: '/sandbox/_control/latency', kind: 'sandbox', body: 'json' },
@@ -67,6 +80,8 @@ export const ROUTES: readonly RouteEntry[] = [
   { method: 'POST', pattern: '/sandbox/_control/grants/:accountId/revoke', kind: 'sandbox' },
   { method: 'GET', pattern: '/sandbox/_control/stats', kind: 'sandbox' },
   { method: 'GET', pattern: '/sandbox/_control/api-calls', kind: 'sandbox' },
+  { method: 'GET', pattern: '/sandbox/_control/jira-webhooks', kind: 'sandbox' },
+  { method: 'POST', pattern: '/sandbox/_control/jira-webhooks/deliveries', kind: 'sandbox', body: 'json' },
   { method: 'POST', pattern: '/sandbox/_control/users', kind: 'sandbox', body: 'json' },
   { method: 'POST', pattern: '/sandbox/_control/authorize', kind: 'sandbox', body: 'json' },
   { method: 'GET', pattern: '/operator/service', kind: 'operator' },

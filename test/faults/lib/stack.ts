@@ -53,6 +53,8 @@ export interface StackOptions {
   replicas: number;
   users: number;
   load: LoadOptions;
+  /** More of the replicas' environment, for a lane's scenarios. */
+  env?: Record<string, string>;
 }
 
 /** What `health()` reads: the replicas' readiness, the connections' state, and the identity provider's queue. */
@@ -105,6 +107,8 @@ export class Stack {
   replicas: Replica[] = [];
   readonly users: User[] = [];
   readonly load: ClientLoad;
+  /** More of the replicas' environment, for a lane's scenarios. */
+  readonly env: Record<string, string>;
   databaseCreated = false;
   stopped = false;
   databaseUrl: string;
@@ -114,7 +118,7 @@ export class Stack {
   sandboxProcess: NodeProcess | undefined;
   private pool: pg.Pool | undefined;
 
-  constructor({ name, logDir, cluster, adminUrl, databaseName, replicas, users, load }: StackOptions) {
+  constructor({ name, logDir, cluster, adminUrl, databaseName, replicas, users, load, env = {} }: StackOptions) {
     this.name = name;
     this.cluster = cluster;
     this.logDir = logDir;
@@ -122,6 +126,7 @@ export class Stack {
     this.databaseName = databaseName;
     this.replicaCount = replicas;
     this.userCount = users;
+    this.env = env;
     this.receiver = new WebhookReceiver(this.webhookSecret);
     this.load = new ClientLoad(this, { ...load, minValiditySeconds: MIN_VALIDITY_SECONDS });
   }
@@ -190,6 +195,7 @@ export class Stack {
         WEBHOOK_URL: this.receiver.url,
         WEBHOOK_SECRET: this.webhookSecret,
         LOG_LEVEL: 'warn',
+        ...this.env,
       },
     });
   }

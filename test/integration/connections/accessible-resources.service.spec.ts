@@ -9,6 +9,7 @@ import { ConnectionsService, type NewConnection } from '../../../src/connections
 import { TokenCipher } from '../../../src/crypto/token-cipher.js';
 import { LifecycleRepository } from '../../../src/lifecycle/lifecycle.repository.js';
 import { LifecycleService } from '../../../src/lifecycle/lifecycle.service.js';
+import { JiraWebhooksRepository } from '../../../src/jira-webhooks/jira-webhooks.repository.js';
 import { OutboxRepository } from '../../../src/webhooks/outbox.repository.js';
 import { ManualClock } from '../../utils/connections.js';
 import { drivers, openMigratedDatabase, type OpenedDatabase } from '../../utils/database.js';
@@ -56,6 +57,7 @@ describe.each(drivers)('AccessibleResourcesService on %s', (driver) => {
       clock,
       config,
       new LifecycleService(db.dataSource, new LifecycleRepository(), new OutboxRepository(), config, clock),
+      new JiraWebhooksRepository(db.dataSource),
     );
   });
   afterAll(() => db?.close());

@@ -8,6 +8,7 @@ import { ConnectionsService } from '../../../src/connections/connections.service
 import { TokenCipher } from '../../../src/crypto/token-cipher.js';
 import { LifecycleRepository } from '../../../src/lifecycle/lifecycle.repository.js';
 import { LifecycleService } from '../../../src/lifecycle/lifecycle.service.js';
+import { JiraWebhooksRepository } from '../../../src/jira-webhooks/jira-webhooks.repository.js';
 import { OutboxRepository } from '../../../src/webhooks/outbox.repository.js';
 import { drivers, openMigratedDatabase, type OpenedDatabase } from '../../utils/database.js';
 
@@ -38,6 +39,7 @@ describe.each(drivers)('ConnectionsRepository reads and deletes on %s', (driver)
       clock,
       config,
       new LifecycleService(db.dataSource, new LifecycleRepository(), new OutboxRepository(), config, clock),
+      new JiraWebhooksRepository(db.dataSource),
     );
     const stored = await service.storeConnected({
       userId,

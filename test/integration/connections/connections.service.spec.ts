@@ -8,6 +8,7 @@ import { ConnectionsService, type NewConnection } from '../../../src/connections
 import { TokenCipher } from '../../../src/crypto/token-cipher.js';
 import { LifecycleRepository } from '../../../src/lifecycle/lifecycle.repository.js';
 import { LifecycleService } from '../../../src/lifecycle/lifecycle.service.js';
+import { JiraWebhooksRepository } from '../../../src/jira-webhooks/jira-webhooks.repository.js';
 import { OutboxRepository } from '../../../src/webhooks/outbox.repository.js';
 import { describePostgres, drivers, openMigratedDatabase, type OpenedDatabase } from '../../utils/database.js';
 
@@ -43,6 +44,7 @@ function setup(db: OpenedDatabase) {
     clock,
     config,
     new LifecycleService(db.dataSource, new LifecycleRepository(), new OutboxRepository(), config, clock),
+    new JiraWebhooksRepository(db.dataSource),
   );
   const row = async (userId: string): Promise<Record<string, unknown>> =>
     (await db.dataSource.query<Record<string, unknown>[]>(`SELECT * FROM connections WHERE user_id = $1`, [userId]))[0];

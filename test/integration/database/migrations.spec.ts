@@ -11,6 +11,9 @@ const TABLES = [
   'atlassian_rate_limit_pauses',
   'connect_tickets',
   'connections',
+  'jira_webhook_deliveries',
+  'jira_webhook_registrations',
+  'jira_webhook_subscriptions',
   'oauth_states',
   'webhook_outbox',
 ];

@@ -1,0 +1,333 @@
+/**
+ * Jira webhook receiver benchmark: `npm run bench:webhooks [-- --users 1000 --connections 32 --rounds 4 --seconds 5]`.
+ *
+ * Starts, each in its own process: the real service on a fresh PostgreSQL database with N connections seeded straight
+ * in SQL, each with one site and one Jira webhook registration; and a bare NestJS app with one route at the same path
+ * that parses the same JSON body and answers 202 (no JWT, database, outbox, logging or metrics). It POSTs Jira-like
+ * deliveries to `/atlassian/jira-webhooks` on both with autocannon, taking turns (AB BA …) so that a busy machine
+ * weighs on both alike: each delivery signed HS256 with the client secret, with its own X-Atlassian-Webhook-Identifier,
+ * naming a random seeded registration. Every answer must be a 202; the service's must each have written one
+ * `jira.event` to the outbox, which is counted at the end.
+ *
+ * The server comes from BENCH_PG_URL (an admin URL; default postgres://postgres@127.0.0.1:5432/postgres); the
+ * benchmark creates its own database there and drops it at the end.
+ */
+import 'reflect-metadata';
+import { type ChildProcess, fork } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { cpus, loadavg } from 'node:os';
+import { parseArgs } from 'node:util';
+import { Controller, HttpCode, Module, Post } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import autocannon from 'autocannon';
+import { SignJWT } from 'jose';
+import pg from 'pg';
+import { createApp } from '../src/app.factory.js';
+import { loadConfig } from '../src/config/app-config.js';
+
+const SERVE_FLAG = '--serve';
+const CLIENT_SECRET = `bench-secret-${randomBytes(16).toString('hex')}`;
+const RECEIVER_PATH = '/atlassian/jira-webhooks';
+const SEED_CHUNK = 2_000;
+const WARMUP_SECONDS = 3;
+
+@Controller('atlassian/jira-webhooks')
+class BareReceiver {
+  @Post()
+  @HttpCode(202)
+  receive(): void {}
+}
+
+@Module({ controllers: [BareReceiver] })
+class BareModule {}
+
+/** Child: the real service or the bare receiver; reports its port when listening, its CPU time on request. */
+async function serve(kind: string): Promise<void> {
+  process.once('SIGTERM', () => process.exit(0));
+  process.on('message', (message: string) => {
+    if (message !== 'cpu') return;
+    const { user, system } = process.cpuUsage();
+    process.send?.({ cpuMicros: user + system });
+  });
+  const app =
+    kind === 'bare'
+      ? await NestFactory.create(BareModule, { logger: false })
+      : await createApp({ config: loadConfig(process.env, { dataDir: '/nonexistent-bench-data' }) });
+  await app.listen(0, '127.0.0.1');
+  process.send?.({ port: (app.getHttpServer().address() as { port: number }).port });
+}
+
+async function startServer(kind: 'app' | 'bare', env: Record<string, string>): Promise<{ url: string; child: ChildProcess }> {
+  const child = fork(process.argv[1], [SERVE_FLAG, kind], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  });
+  const port = await reply<{ port: number }>(child, 'port');
+  return { url: `http://127.0.0.1:${port.port}`, child };
+}
+
+function reply<T>(child: ChildProcess, field: string, send?: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const exited = (code: number | null) => reject(new Error(`a benchmark server exited with ${code}`));
+    const answer = (message: Record<string, unknown>) => {
+      if (!(field in message)) return;
+      child.off('message', answer);
+      child.off('exit', exited);
+      resolve(message as T);
+    };
+    child.on('message', answer);
+    child.once('exit', exited);
+    if (send) child.send(send);
+  });
+}
+
+async function admin<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+interface SeededRegistration {
+  readonly siteUrl: string;
+  readonly jiraWebhookId: number;
+}
+
+/** Connections with one site and one active registration each (no tokens: nothing here calls Atlassian). */
+async function seed(databaseUrl: string, users: number): Promise<SeededRegistration[]> {
+  const seeded = Array.from({ length: users }, (_, i) => ({
+    id: randomUUID(),
+    userId: `bench:${randomUUID()}`,
+    cloudId: randomUUID(),
+    siteUrl: `https://bench-${i}.atlassian.net`,
+    jiraWebhookId: 1000 + i,
+  }));
+  await admin(databaseUrl, async (client) => {
+    for (let start = 0; start < users; start += SEED_CHUNK) {
+      const chunk = seeded.slice(start, start + SEED_CHUNK);
+      const ids = chunk.map((u) => u.id);
+      await client.query(
+        `INSERT INTO connections (id, user_id, atlassian_account_id, status, scopes, created_at, updated_at)
+         SELECT id, user_id, '712020:' || user_id, 'active', '{read:jira-work,manage:jira-webhook,offline_access,read:me}', now(), now()
+         FROM unnest($1::uuid[], $2::text[]) AS t(id, user_id)`,
+        [ids, chunk.map((u) => u.userId)],
+      );
+      await client.query(
+        `INSERT INTO accessible_resources (connection_id, cloud_id, url, name, scopes, first_seen_at)
+         SELECT id, cloud_id, url, 'bench', '{read:jira-work}', now() FROM unnest($1::uuid[], $2::text[], $3::text[]) AS t(id, cloud_id, url)`,
+        [ids, chunk.map((u) => u.cloudId), chunk.map((u) => u.siteUrl)],
+      );
+      await client.query(
+        `INSERT INTO jira_webhook_registrations (id, connection_id, cloud_id, jira_webhook_id, events, jql_filter, status, expires_at, created_at, updated_at)
+         SELECT gen_random_uuid(), id, cloud_id, webhook_id, '{jira:issue_updated}', 'project = ABC', 'active', now() + interval '30 days', now(), now()
+         FROM unnest($1::uuid[], $2::text[], $3::bigint[]) AS t(id, cloud_id, webhook_id)`,
+        [ids, chunk.map((u) => u.cloudId), chunk.map((u) => u.jiraWebhookId)],
+      );
+    }
+    await client.query('VACUUM ANALYZE connections, accessible_resources, jira_webhook_registrations');
+  });
+  return seeded;
+}
+
+/** About what Jira sends for an edited issue (1.5 KB). */
+function delivery(registration: SeededRegistration): string {
+  return JSON.stringify({
+    timestamp: Date.now(),
+    webhookEvent: 'jira:issue_updated',
+    issue_event_type_name: 'issue_generic',
+    matchedWebhookIds: [registration.jiraWebhookId],
+    user: { accountId: '712020:5b10ac8d-82e0-4f2f-9a08-e2e8c1a6f1a3', displayName: 'Bench User', active: true },
+    issue: {
+      id: '10042',
+      self: `${registration.siteUrl}/rest/api/2/issue/10042`,
+      key: 'ABC-42',
+      fields: {
+        summary: 'Bench issue with a summary of ordinary length',
+        status: { name: 'In Progress', id: '3' },
+        issuetype: { name: 'Task', id: '10001' },
+        project: { key: 'ABC', id: '10000', name: 'Bench project' },
+        priority: { name: 'Medium', id: '3' },
+        labels: ['bench', 'webhooks'],
+        description: 'x'.repeat(600),
+      },
+    },
+    changelog: { id: '10100', items: [{ field: 'summary', fieldtype: 'jira', from: null, fromString: 'Old', to: null, toString: 'New' }] },
+  });
+}
+
+interface Measured {
+  readonly requestsPerSecond: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly requests: number;
+  readonly cpuMicrosPerRequest: number;
+}
+
+class Tally {
+  readonly latenciesMs: number[] = [];
+  failed = 0;
+  seconds = 0;
+  cpuMicros = 0;
+
+  result(): Measured {
+    const sorted = [...this.latenciesMs].sort((a, b) => a - b);
+    const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
+    return {
+      requestsPerSecond: sorted.length / this.seconds,
+      p50Ms: at(50),
+      p99Ms: at(99),
+      requests: sorted.length,
+      cpuMicrosPerRequest: this.cpuMicros / sorted.length,
+    };
+  }
+}
+
+interface Target {
+  readonly label: string;
+  readonly url: string;
+  readonly child: ChildProcess;
+}
+
+async function turn(
+  target: Target,
+  tally: Tally | undefined,
+  registrations: readonly SeededRegistration[],
+  jwt: string,
+  options: { connections: number; seconds: number },
+): Promise<void> {
+  const before = await reply<{ cpuMicros: number }>(target.child, 'cpuMicros', 'cpu');
+  const result = await new Promise<autocannon.Result>((resolve, reject) => {
+    const instance = autocannon(
+      {
+        url: `${target.url}${RECEIVER_PATH}`,
+        connections: options.connections,
+        duration: options.seconds,
+        requests: [
+          {
+            method: 'POST',
+            setupRequest: (request) => ({
+              ...request,
+              headers: {
+                Authorization: `Bearer ${jwt}`,
+                'Content-Type': 'application/json',
+                'X-Atlassian-Webhook-Identifier': randomUUID(),
+              },
+              body: delivery(registrations[Math.floor(Math.random() * registrations.length)]),
+            }),
+          },
+        ],
+      },
+      (error: unknown, done: autocannon.Result) => (error ? reject(error) : resolve(done)),
+    );
+    if (!tally) return;
+    instance.on('response', (_client: unknown, statusCode: number, _bytes: number, responseTimeMs: number) => {
+      if (statusCode === 202) tally.latenciesMs.push(responseTimeMs);
+      else tally.failed += 1;
+    });
+  });
+  if (tally) {
+    tally.failed += result.errors + result.timeouts;
+    tally.seconds += result.duration;
+    tally.cpuMicros += (await reply<{ cpuMicros: number }>(target.child, 'cpuMicros', 'cpu')).cpuMicros - before.cpuMicros;
+  }
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      users: { type: 'string', default: '1000' },
+      connections: { type: 'string', default: '32' },
+      rounds: { type: 'string', default: '4' },
+      seconds: { type: 'string', default: '5' },
+      'log-level': { type: 'string', default: 'info' },
+    },
+  });
+  const users = Number(values.users);
+  const options = { connections: Number(values.connections), seconds: Number(values.seconds) };
+  const rounds = Number(values.rounds);
+  const adminUrl = process.env.BENCH_PG_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
+
+  const name = `ats_bench_webhooks_${randomBytes(3).toString('hex')}`;
+  await admin(adminUrl, (client) => client.query(`CREATE DATABASE "${name}"`));
+  const databaseUrl = new URL(adminUrl);
+  databaseUrl.pathname = `/${name}`;
+  const servers: ChildProcess[] = [];
+  try {
+    const service = await startServer('app', {
+      DATABASE_URL: databaseUrl.toString(),
+      ATLASSIAN_CLIENT_ID: 'bench-client',
+      ATLASSIAN_CLIENT_SECRET: CLIENT_SECRET,
+      ATLASSIAN_AUTH_URL: 'http://127.0.0.1:9',
+      ATLASSIAN_API_URL: 'http://127.0.0.1:9',
+      API_KEYS: `bench-${randomBytes(16).toString('hex')}`,
+      TOKEN_ENCRYPTION_KEYS: `bench:${randomBytes(32).toString('base64')}`,
+      REFRESH_INTERVAL_SECONDS: '3600',
+      LOG_LEVEL: values['log-level'],
+    });
+    servers.push(service.child);
+    const registrations = await seed(databaseUrl.toString(), users);
+    const bare = await startServer('bare', {});
+    servers.push(bare.child);
+    const now = Math.floor(Date.now() / 1000);
+    const jwt = await new SignJWT({ iss: 'bench-client' })
+      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+      .setIssuedAt(now)
+      .setExpirationTime(now + 3600)
+      .sign(new TextEncoder().encode(CLIENT_SECRET));
+
+    const targets: Target[] = [
+      { label: 'service', url: service.url, child: service.child },
+      { label: 'bare NestJS route', url: bare.url, child: bare.child },
+    ];
+    for (const target of targets) await turn(target, undefined, registrations, jwt, { ...options, seconds: WARMUP_SECONDS });
+    const tallies = targets.map(() => new Tally());
+    const before = await admin(databaseUrl.toString(), (client) =>
+      client.query<{ n: string }>(`SELECT count(*) AS n FROM webhook_outbox WHERE type = 'jira.event'`),
+    );
+    for (let round = 0; round < rounds; round++) {
+      const order = round % 2 === 0 ? [0, 1] : [1, 0];
+      for (const index of order) await turn(targets[index], tallies[index], registrations, jwt, options);
+    }
+    const failed = tallies.map((tally) => tally.failed);
+    if (failed.some((n) => n > 0)) throw new Error(`deliveries not answered 202: ${failed.join(' / ')}`);
+    const [ours, bareResult] = tallies.map((tally) => tally.result());
+    const after = await admin(databaseUrl.toString(), (client) =>
+      client.query<{ n: string }>(`SELECT count(*) AS n FROM webhook_outbox WHERE type = 'jira.event'`),
+    );
+    // Deliveries still open when a turn's time is up are answered and written, but not counted by autocannon.
+    const written = Number(after.rows[0].n) - Number(before.rows[0].n);
+
+    const fixed = (n: number, digits = 1) => n.toFixed(digits);
+    console.log(
+      `machine: ${cpus().length} CPUs (${cpus()[0]?.model ?? 'unknown'}), load average ${loadavg()
+        .map((l) => fixed(l))
+        .join(' ')}, Node ${process.version}`,
+    );
+    console.log(`${users} registrations, ${options.connections} connections, ${rounds} turns of ${options.seconds} s each (AB BA …)`);
+    for (const [index, result] of [ours, bareResult].entries()) {
+      console.log(
+        `${targets[index].label.padEnd(18)} ${fixed(result.requestsPerSecond, 0).padStart(6)} deliveries/s  p50 ${fixed(result.p50Ms)} ms  p99 ${fixed(result.p99Ms)} ms  CPU ${fixed(result.cpuMicrosPerRequest, 0)} µs/delivery  (${result.requests} in all)`,
+      );
+    }
+    console.log(
+      `service / bare: ${fixed(ours.requestsPerSecond / bareResult.requestsPerSecond, 2)}×; jira.event events written: ${written}`,
+    );
+    if (written < ours.requests) throw new Error(`${ours.requests} deliveries answered 202 but only ${written} jira.event events written`);
+  } finally {
+    for (const server of servers) server.kill('SIGTERM');
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await admin(adminUrl, (client) => client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
+  }
+}
+
+if (process.argv[2] === SERVE_FLAG) {
+  void serve(process.argv[3]);
+} else {
+  main().catch((error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  });
+}
