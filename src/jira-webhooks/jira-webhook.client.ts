@@ -132,9 +132,13 @@ export function jiraDate(value: unknown): Date | null {
 /** Jira's reason, from `errors` (a list or a map) or `errorMessages`, in one sentence. */
 function reasonOf(body: unknown): string {
   const { errors, errorMessages } = (body ?? {}) as { errors?: unknown; errorMessages?: unknown };
-  const texts = [
-    ...(Array.isArray(errorMessages) ? errorMessages : []),
-    ...(Array.isArray(errors) ? errors : typeof errors === 'object' && errors !== null ? Object.values(errors) : []),
+  const texts: unknown[] = [
+    ...(Array.isArray(errorMessages) ? (errorMessages as unknown[]) : []),
+    ...(Array.isArray(errors)
+      ? (errors as unknown[])
+      : typeof errors === 'object' && errors !== null
+        ? Object.values(errors as Record<string, unknown>)
+        : []),
   ].filter((text): text is string => typeof text === 'string' && text.length > 0);
   return texts.length > 0 ? texts.join(' ') : 'Jira refused the webhook without giving a reason.';
 }

@@ -39,14 +39,15 @@ export class JiraWebhookMetrics {
       registers,
     });
     for (const outcome of DELIVERY_OUTCOMES) this.deliveries.inc({ outcome }, 0);
-    const metrics = this;
+    // Gauges read in collect(), whose `this` is the gauge.
+    const registrationCounts = () => this.registrationCounts();
     new Gauge({
       name: 'jira_webhook_registrations',
       help: 'Jira webhook registrations by status: active, failing, paused (the grant is gone), removed (deletion at Jira pending)',
       labelNames: ['status'],
       registers,
       async collect() {
-        const counts = await metrics.registrationCounts();
+        const counts = await registrationCounts();
         for (const status of STATUSES) this.set({ status }, counts?.byStatus.get(status) ?? 0);
       },
     });
@@ -55,7 +56,7 @@ export class JiraWebhookMetrics {
       help: 'The soonest expirationDate of an active or failing registration, as Unix time (0 when there is none)',
       registers,
       async collect() {
-        const soonest = (await metrics.registrationCounts())?.soonestExpiry;
+        const soonest = (await registrationCounts())?.soonestExpiry;
         this.set(soonest ? soonest.getTime() / 1000 : 0);
       },
     });

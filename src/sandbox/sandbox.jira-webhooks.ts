@@ -282,8 +282,9 @@ export function subscriptionProblem(entry: unknown): string | undefined {
   if (!isRecord(entry)) return 'A webhook must be an object with events and a jqlFilter.';
   const { events, jqlFilter, fieldIdsFilter } = entry;
   if (!Array.isArray(events) || events.length === 0) return 'A webhook must have at least one event.';
-  const unknown = events.find((event) => typeof event !== 'string' || !JIRA_WEBHOOK_EVENTS.includes(event));
-  if (unknown !== undefined) return `The event ${String(unknown)} is not supported for dynamic webhooks.`;
+  const unknown = (events as unknown[]).find((event) => typeof event !== 'string' || !JIRA_WEBHOOK_EVENTS.includes(event));
+  if (unknown !== undefined)
+    return `The event ${typeof unknown === 'string' ? unknown : JSON.stringify(unknown)} is not supported for dynamic webhooks.`;
   if (typeof jqlFilter !== 'string' || jqlFilter.trim() === '') return 'A webhook must have a jqlFilter.';
   if (fieldIdsFilter !== undefined && (!Array.isArray(fieldIdsFilter) || !fieldIdsFilter.every((f) => typeof f === 'string'))) {
     return 'fieldIdsFilter must be a list of field ids.';

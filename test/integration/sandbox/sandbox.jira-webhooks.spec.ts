@@ -29,7 +29,7 @@ describe('sandbox Jira dynamic webhooks over HTTP', () => {
         SandboxModule.register({ clientId: CLIENT.client_id, clientSecret: CLIENT.client_secret, redirectUris: [REDIRECT_URI], clock }),
       ],
     }).compile();
-    app = moduleRef.createNestApplication<NestExpressApplication>() as INestApplication<App>;
+    app = moduleRef.createNestApplication<NestExpressApplication>();
     await app.init();
   });
   afterAll(async () => {
