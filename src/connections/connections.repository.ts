@@ -4,7 +4,7 @@ import type { AccessibleResource } from '../atlassian/atlassian.types.js';
 import { type SealedValue, storedSealedValue } from '../crypto/token-cipher.js';
 import type { ResourceChange } from './accessible-resource-change.entity.js';
 import type { ConnectionStatus } from './connection.entity.js';
-import { preparedRead } from './prepared-read.js';
+import { preparedRead } from '../database/prepared-read.js';
 
 /** Everything a fresh consent sets on a connection; the tokens are already sealed for its row. */
 export interface ConnectedValues {

@@ -3,6 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, type EntityManager } from 'typeorm';
 import type { ConnectionStatus } from '../connections/connection.entity.js';
 import { type SealedValue, storedSealedValue } from '../crypto/token-cipher.js';
+import { runStatement, type StatementResult } from '../database/run-statement.js';
 import { OutboxRepository, type OutboxEvent } from '../webhooks/outbox.repository.js';
 
 /** A connection this worker holds the lease of: everything a refresh needs, read in the claiming statement. */
@@ -448,15 +449,8 @@ export class RefreshRepository {
     });
   }
 
-  /** Rows and affected count, the same on `pg` and on embedded PGlite (their raw answers differ for UPDATE). */
-  private async run<T = unknown>(sql: string, params: unknown[], manager?: EntityManager): Promise<{ rows: T[]; affected: number }> {
-    const runner = manager?.queryRunner ?? this.dataSource.createQueryRunner();
-    try {
-      const result = await runner.query(sql, params, true);
-      return { rows: (result.records ?? []) as T[], affected: result.affected ?? 0 };
-    } finally {
-      if (!manager) await runner.release();
-    }
+  private run<T = unknown>(sql: string, params: unknown[], manager?: EntityManager): Promise<StatementResult<T>> {
+    return runStatement<T>(this.dataSource, sql, params, manager);
   }
 }
 
