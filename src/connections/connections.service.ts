@@ -7,6 +7,7 @@ import { AppConfig } from '../config/app-config.js';
 import { TokenCipher } from '../crypto/token-cipher.js';
 import { LifecycleService } from '../lifecycle/lifecycle.service.js';
 import { missingScopes } from '../lifecycle/scopes.js';
+import { nextRefreshAt } from '../refresh/refresh.policy.js';
 import { OutboxRepository } from '../webhooks/outbox.repository.js';
 import { connectionTokenContext } from './connection-token-context.js';
 import { type ConnectedValues, ConnectionsRepository } from './connections.repository.js';
@@ -82,7 +83,13 @@ export class ConnectionsService {
 
   private values(id: string, connection: NewConnection, now: Date): ConnectedValues {
     const expiresAt = new Date(now.getTime() + connection.expiresInSeconds * 1000);
-    const dueAt = new Date(Math.max(now.getTime(), expiresAt.getTime() - this.config.refresh.leadSeconds * 1000));
+    // The consent issued the refresh token just now, like a refresh that rotated it: the next refresh is due by the same rule.
+    const dueAt = nextRefreshAt({
+      now,
+      accessTokenExpiresAt: expiresAt,
+      refreshTokenIssuedAt: now,
+      leadSeconds: this.config.refresh.leadSeconds,
+    });
     return {
       userId: connection.userId,
       atlassianAccountId: connection.atlassianAccountId,
