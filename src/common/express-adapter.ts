@@ -26,6 +26,8 @@ function strictExpress(): express.Express {
  * HTTP method (35 layers) that the router then walks on every request, after matching the path and decoding its
  * segments. Middleware for every method of every path (the request logger's two, the HTTP metrics) is mounted with `app.use` instead:
  * one layer and no path to match. Other middleware is mounted as Nest does it.
+ * This leans on Nest internals (the method, and how Nest spells a path for every request): test/e2e/express-adapter.spec.ts
+ * checks both on the booted app, so a Nest upgrade that changes them fails there.
  */
 export class AppExpressAdapter extends ExpressAdapter {
   constructor() {
