@@ -1,8 +1,14 @@
+import { fileURLToPath } from 'node:url';
 import type { DataSourceOptions } from 'typeorm';
 import { MIGRATIONS } from '../../migrations/index.js';
 import type { AppConfig } from '../config/app-config.js';
-import { ENTITIES } from './entities.js';
 import { createPGlitePoolClass } from './pglite-pool.js';
+
+/**
+ * Every entity of the service, found by file name (`*.entity.ts` beside the code that owns the table; `.js` once built),
+ * so the database definition imports no domain folder.
+ */
+const ENTITIES = [fileURLToPath(new URL('../**/*.entity.{js,ts}', import.meta.url))];
 
 /** Who holds the embedded database, as a refused second opener is told. */
 export const EMBEDDED_OWNERS = {

@@ -98,6 +98,11 @@ describe.each(drivers)('migrations on %s', (driver) => {
 
   it('leave the schema exactly as the entities describe it (nothing for migration:generate to add)', async () => {
     db = await openMigratedDatabase(driver);
+    // Every table the migrations create is described by an entity the data source found.
+    const tables: { table_name: string }[] = await db.dataSource.query(
+      `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_name <> 'migrations' ORDER BY table_name`,
+    );
+    expect(db.dataSource.entityMetadatas.map((entity) => entity.tableName).sort()).toEqual(tables.map((t) => t.table_name));
     const pending = await db.dataSource.driver.createSchemaBuilder().log();
     expect(pending.upQueries.map((q) => q.query)).toEqual([]);
   });
