@@ -31,7 +31,7 @@ import pg from 'pg';
 import { createApp } from '../src/app.factory.js';
 import { loadConfig } from '../src/config/app-config.js';
 import { TokenCipher } from '../src/crypto/token-cipher.js';
-import { connectionTokenContext } from '../src/connections/connection-token-context.js';
+import { connectionTokenContext } from '../src/connection-store/connection-token-context.js';
 
 const SERVE_FLAG = '--serve';
 const API_KEY = `bench-${randomBytes(16).toString('hex')}`;

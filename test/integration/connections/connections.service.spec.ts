@@ -3,10 +3,9 @@ import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import type { AccessibleResource } from '../../../src/atlassian/atlassian.types.js';
 import type { Clock } from '../../../src/common/clock.js';
 import { loadConfig } from '../../../src/config/app-config.js';
-import { ConnectionsRepository } from '../../../src/connections/connections.repository.js';
+import { ConnectionsRepository } from '../../../src/connection-store/connections.repository.js';
 import { ConnectionsService, type NewConnection } from '../../../src/connections/connections.service.js';
 import { TokenCipher } from '../../../src/crypto/token-cipher.js';
-import { LifecycleRepository } from '../../../src/lifecycle/lifecycle.repository.js';
 import { LifecycleService } from '../../../src/lifecycle/lifecycle.service.js';
 import { nextRefreshAt } from '../../../src/refresh/refresh.policy.js';
 import { OutboxRepository } from '../../../src/webhooks/outbox.repository.js';
@@ -37,13 +36,11 @@ function setup(db: OpenedDatabase) {
   const config = loadConfig({ TOKEN_ENCRYPTION_KEYS: `k1:${randomBytes(32).toString('base64')}`, REFRESH_LEAD_SECONDS: '600' });
   const cipher = new TokenCipher(config);
   const service = new ConnectionsService(
-    db.dataSource,
-    new ConnectionsRepository(),
-    new OutboxRepository(),
+    new ConnectionsRepository(db.dataSource, new OutboxRepository()),
     cipher,
     clock,
     config,
-    new LifecycleService(db.dataSource, new LifecycleRepository(), new OutboxRepository(), config, clock),
+    new LifecycleService(db.dataSource, new ConnectionsRepository(db.dataSource, new OutboxRepository()), config, clock),
   );
   const row = async (userId: string): Promise<Record<string, unknown>> =>
     (await db.dataSource.query(`SELECT * FROM connections WHERE user_id = $1`, [userId]))[0];
