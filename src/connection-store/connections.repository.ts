@@ -361,11 +361,13 @@ const SAVE_FLUSHES = 4;
  * All SQL on the connections table and the sites that hang on it: storing a consent, the API's reads, re-encryption,
  * the connection lifecycle's once-per-consent marks, and refreshing.
  *
- * Methods that take an EntityManager run in the caller's transaction (a consent is stored with its sites and its
- * webhook at once), or on the data source's manager for a single read. Refreshing's methods run on their own: claims
+ * Writes that must commit together (a consent with its sites and its webhook event, a deletion with its event, a
+ * lifecycle mark with its event) run in a transaction the method opens itself. Methods that take an EntityManager
+ * run in a transaction one of those opened, or on the data source's manager for a single read. Refreshing's claims
  * take row locks with SKIP LOCKED only for the length of one statement and leave a lease behind; every later write is a
  * compare-and-swap on that lease (and, for tokens, the version), so a worker whose lease was taken over can never
- * overwrite what the new holder wrote; a write with webhook events commits with them in a transaction of its own.
+ * overwrite what the new holder wrote. The reads every API call makes, and the daemon's writes of new tokens, share
+ * statements with concurrent ones (StatementBatcher) behind the methods that say so.
  */
 @Injectable()
 export class ConnectionsRepository {
