@@ -133,7 +133,7 @@ describe.each(drivers)('ConnectionsRepository reads and deletes on %s', (driver)
   });
 
   it('deletes a connection with its sites and their history, and writes connection.deleted with it', async () => {
-    const id = await connect('leaving', [site('c-1', 'acme')]);
+    await connect('leaving', [site('c-1', 'acme')]);
     await repository.storeFetchedResources('leaving', [site('c-2', 'initech')], T0, T0);
     await db.dataSource.query(`TRUNCATE webhook_outbox`);
     expect(await repository.deleteByUserId('leaving', T0)).toBe(true);
