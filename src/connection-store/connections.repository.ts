@@ -418,7 +418,7 @@ export class ConnectionsRepository {
       readonly userId: string;
       readonly resources: readonly AccessibleResource[];
       readonly event: OutboxEvent;
-      valuesFor(connectionId: string): ConnectedValues;
+      readonly valuesFor: (connectionId: string) => ConnectedValues;
     },
     now: Date,
     alsoInTransaction: (manager: EntityManager, connectionId: string) => Promise<void>,

@@ -65,7 +65,7 @@ export async function openMigratedDatabase(
   const dataSource = new DataSource({
     ...dataSourceOptions({ database: { url: database?.url, pgliteDir: '', migrationsRun: false } }),
     ...(options.entities ? { entities: options.entities } : {}),
-  } as DataSourceOptions);
+  });
   await dataSource.initialize();
   if (options.migrate !== false) await runMigrations(dataSource);
   return {
