@@ -12,24 +12,31 @@
  * benchmark creates its own database there and drops it at the end.
  */
 import 'reflect-metadata';
-import { type ChildProcess, fork } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Controller, Get, Module, Param } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import autocannon from 'autocannon';
-import pg from 'pg';
 import { createApp } from '../src/app.factory.js';
 import { loadConfig } from '../src/config/app-config.js';
+import {
+  admin,
+  listenAndReport,
+  type Measured,
+  scratchDatabase,
+  SERVE_FLAG,
+  serveAsBenchmarkChild,
+  startServer,
+  Tally,
+  usage,
+} from './bench-support.js';
 
-const SERVE_FLAG = '--serve';
 const API_KEY = `bench-${randomBytes(16).toString('hex')}`;
 const SITES_PER_USER = 3;
 const SEED_CHUNK = 2_000;
 const WARMUP_SECONDS = 3;
-const USAGE_QUERY = 'usage';
 
 /** The JSON a seeded user's accessible-resources answers, so both servers send the same bytes. */
 function sitesOf(index: number): { id: string; url: string; name: string; scopes: string[]; avatarUrl: string }[] {
@@ -57,79 +64,12 @@ class BareModule {}
 
 /** Child process: the real service on the benchmark database, or the bare Nest app; reports its port when listening. */
 async function serve(kind: string): Promise<void> {
-  // Exit normally when the benchmark stops this server, so that `--cpu-prof` can write its profile.
-  process.once('SIGTERM', () => process.exit(0));
-  // The benchmark asks for this process' CPU time and system calls around each recorded turn.
-  process.on('message', (message: string) => {
-    if (message === USAGE_QUERY) {
-      const { user, system } = process.cpuUsage();
-      process.send?.({ cpuMicros: user + system, syscalls: ioSyscalls() });
-    }
-  });
-  if (kind === 'bare') {
-    const app = await NestFactory.create(BareModule, { logger: false });
-    await app.listen(0, '127.0.0.1');
-    process.send?.({ port: (app.getHttpServer().address() as { port: number }).port });
-    return;
-  }
-  const config = loadConfig(process.env, { dataDir: '/nonexistent-bench-data' });
-  const app = await createApp({ config });
-  await app.listen(0, '127.0.0.1');
-  process.send?.({ port: (app.getHttpServer().address() as { port: number }).port });
-}
-
-/**
- * Read and write system calls (sockets, pipes, files) this process has made so far, from Linux' /proc/self/io; NaN
- * elsewhere. On a virtual machine each one costs microseconds: a request's share of them tells batching apart.
- */
-function ioSyscalls(): number {
-  try {
-    const io = readFileSync('/proc/self/io', 'utf8');
-    return Number(/^syscr: (\d+)$/m.exec(io)?.[1]) + Number(/^syscw: (\d+)$/m.exec(io)?.[1]);
-  } catch {
-    return Number.NaN;
-  }
-}
-
-interface Usage {
-  /** CPU time (user + system, all threads) in microseconds. */
-  readonly cpuMicros: number;
-  readonly syscalls: number;
-}
-
-/** What the server process has used so far. */
-function usage(child: ChildProcess): Promise<Usage> {
-  return new Promise((resolve) => {
-    const answer = (message: Partial<Usage>) => {
-      if (message.cpuMicros === undefined) return;
-      child.off('message', answer);
-      resolve({ cpuMicros: message.cpuMicros, syscalls: message.syscalls ?? Number.NaN });
-    };
-    child.on('message', answer);
-    child.send(USAGE_QUERY);
-  });
-}
-
-async function startServer(kind: 'app' | 'bare', env: Record<string, string>): Promise<{ url: string; child: ChildProcess }> {
-  const child = fork(process.argv[1], [SERVE_FLAG, kind], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    child.once('message', (message: { port: number }) => resolve(message.port));
-    child.once('exit', (code) => reject(new Error(`${kind} server exited with ${code}`)));
-  });
-  return { url: `http://127.0.0.1:${port}`, child };
-}
-
-async function admin<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
+  serveAsBenchmarkChild();
+  const app =
+    kind === 'bare'
+      ? await NestFactory.create(BareModule, { logger: false })
+      : await createApp({ config: loadConfig(process.env, { dataDir: '/nonexistent-bench-data' }) });
+  await listenAndReport(app);
 }
 
 /**
@@ -161,41 +101,6 @@ async function seed(databaseUrl: string, users: number): Promise<string[]> {
   return userIds;
 }
 
-interface Measured {
-  readonly requestsPerSecond: number;
-  readonly p50Ms: number;
-  readonly p99Ms: number;
-  readonly requests: number;
-  readonly failed: number;
-  /** The server process' own CPU time per answered request. */
-  readonly cpuMicrosPerRequest: number;
-  /** The server process' read and write system calls per answered request. */
-  readonly syscallsPerRequest: number;
-}
-
-/** Latencies and failures of one server, gathered over all its rounds. */
-class Tally {
-  readonly latenciesMs: number[] = [];
-  failed = 0;
-  seconds = 0;
-  cpuMicros = 0;
-  syscalls = 0;
-
-  result(): Measured {
-    const sorted = [...this.latenciesMs].sort((a, b) => a - b);
-    const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
-    return {
-      requestsPerSecond: sorted.length / this.seconds,
-      p50Ms: at(50),
-      p99Ms: at(99),
-      requests: sorted.length,
-      failed: this.failed,
-      cpuMicrosPerRequest: this.cpuMicros / sorted.length,
-      syscallsPerRequest: this.syscalls / sorted.length,
-    };
-  }
-}
-
 interface Target {
   readonly url: string;
   readonly child: ChildProcess;
@@ -221,7 +126,7 @@ async function round(target: Target, userIds: readonly string[], connections: nu
   };
   const before = record ? await usage(target.child) : undefined;
   const result = await new Promise<autocannon.Result>((resolve, reject) => {
-    const instance = autocannon(options, (error: unknown, done: autocannon.Result) => (error ? reject(error) : resolve(done)));
+    const instance = autocannon(options, (error: Error | null, done: autocannon.Result) => (error ? reject(error) : resolve(done)));
     if (!record) return;
     instance.on('response', (_client: unknown, statusCode: number, _bytes: number, responseTimeMs: number) => {
       if (statusCode === 200) target.tally.latenciesMs.push(responseTimeMs);
@@ -229,9 +134,7 @@ async function round(target: Target, userIds: readonly string[], connections: nu
     });
   });
   if (before) {
-    const after = await usage(target.child);
-    target.tally.cpuMicros += after.cpuMicros - before.cpuMicros;
-    target.tally.syscalls += after.syscalls - before.syscalls;
+    target.tally.addUsage(before, await usage(target.child));
     target.tally.failed += result.errors + result.timeouts;
     target.tally.seconds += result.duration;
   }
@@ -271,16 +174,11 @@ async function main(): Promise<void> {
   const connections = Number(values.connections);
   const rounds = Number(values.rounds);
   const seconds = Number(values.seconds);
-  const adminUrl = process.env.BENCH_PG_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
-
-  const name = `ats_bench_api_${randomBytes(3).toString('hex')}`;
-  await admin(adminUrl, (client) => client.query(`CREATE DATABASE "${name}"`));
-  const databaseUrl = new URL(adminUrl);
-  databaseUrl.pathname = `/${name}`;
+  const database = await scratchDatabase('api');
   const servers: ChildProcess[] = [];
   try {
     const app = await startServer('app', {
-      DATABASE_URL: databaseUrl.toString(),
+      DATABASE_URL: database.url,
       API_KEYS: API_KEY,
       TOKEN_ENCRYPTION_KEYS: `bench:${randomBytes(32).toString('base64')}`,
       // One key drives the whole run: its budget must not be what is measured, but it is still counted per request.
@@ -288,7 +186,7 @@ async function main(): Promise<void> {
       LOG_LEVEL: values['log-level'],
     });
     servers.push(app.child);
-    const userIds = await seed(databaseUrl.toString(), users);
+    const userIds = await seed(database.url, users);
     const bare = await startServer('bare', {});
     servers.push(bare.child);
 
@@ -325,7 +223,7 @@ async function main(): Promise<void> {
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {
     for (const child of servers) child.kill();
-    await admin(adminUrl, (client) => client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
+    await database.drop();
   }
 }
 

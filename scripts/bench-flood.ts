@@ -24,13 +24,20 @@ import { parseArgs } from 'node:util';
 import { Controller, Get, HttpCode, Module, Post, UnauthorizedException } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import autocannon from 'autocannon';
-import pg from 'pg';
 import { createApp } from '../src/app.factory.js';
 import { loadConfig } from '../src/config/app-config.js';
+import {
+  type BenchServer,
+  listenAndReport,
+  percentile,
+  scratchDatabase,
+  SERVE_FLAG,
+  serveAsBenchmarkChild,
+  startServer,
+  usage,
+} from './bench-support.js';
 
-const SERVE_FLAG = '--serve';
 const FLOOD_FLAG = '--flood';
-const USAGE_QUERY = 'usage';
 const PROBE_EVERY_MS = 50;
 const PROBE_TIMEOUT_MS = 10_000;
 const SETTLE_MS = 2_000;
@@ -60,18 +67,12 @@ class BareModule {}
 
 /** Child process: the real service or the bare app; reports its port when listening, and its CPU time when asked. */
 async function serve(kind: string): Promise<void> {
-  process.once('SIGTERM', () => process.exit(0));
-  process.on('message', (message: string) => {
-    if (message !== USAGE_QUERY) return;
-    const { user, system } = process.cpuUsage();
-    process.send?.({ cpuMicros: user + system });
-  });
+  serveAsBenchmarkChild();
   const app =
     kind === 'bare'
       ? await NestFactory.create(BareModule, { logger: false })
       : await createApp({ config: loadConfig(process.env, { dataDir: '/nonexistent-bench-data' }) });
-  await app.listen(0, '127.0.0.1');
-  process.send?.({ port: (app.getHttpServer().address() as { port: number }).port });
+  await listenAndReport(app);
 }
 
 /** Child process: autocannon, so that its 500 connections do not slow this process' liveness probes. */
@@ -102,39 +103,19 @@ interface FloodResult {
   readonly timeouts: number;
 }
 
-interface Server {
-  readonly url: string;
-  readonly child: ChildProcess;
+interface Server extends BenchServer {
   /** Lines the server wrote to its standard output so far. */
   readonly lines: () => number;
 }
 
-async function startServer(kind: 'app' | 'bare', env: Record<string, string>): Promise<Server> {
-  const child = fork(process.argv[1], [SERVE_FLAG, kind], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
-  });
+/** A server whose standard output is counted in lines, as a log collector would read it. */
+async function startCountedServer(kind: 'app' | 'bare', env: Record<string, string>): Promise<Server> {
+  const server = await startServer(kind, env, 'pipe');
   let lines = 0;
-  child.stdout!.on('data', (chunk: Buffer) => {
+  server.child.stdout!.on('data', (chunk: Buffer) => {
     for (let at = chunk.indexOf(10); at >= 0; at = chunk.indexOf(10, at + 1)) lines += 1;
   });
-  const port = await new Promise<number>((resolve, reject) => {
-    child.once('message', (message: { port: number }) => resolve(message.port));
-    child.once('exit', (code) => reject(new Error(`${kind} server exited with ${code}`)));
-  });
-  return { url: `http://127.0.0.1:${port}`, child, lines: () => lines };
-}
-
-function cpuMicros(child: ChildProcess): Promise<number> {
-  return new Promise((resolve) => {
-    const answer = (message: { cpuMicros?: number }) => {
-      if (message.cpuMicros === undefined) return;
-      child.off('message', answer);
-      resolve(message.cpuMicros);
-    };
-    child.on('message', answer);
-    child.send(USAGE_QUERY);
-  });
+  return { ...server, lines: () => lines };
 }
 
 /** One liveness probe on a new connection, as a kubelet makes it: milliseconds to the whole answer, or Infinity. */
@@ -165,10 +146,6 @@ async function probeWhile<T>(url: string, done: Promise<T>): Promise<{ result: T
   return { result: await result, latencies: await Promise.all(pending) };
 }
 
-function percentile(sorted: readonly number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
-}
-
 interface Measured {
   readonly flood: FloodResult;
   readonly probes: number[];
@@ -183,7 +160,7 @@ async function measure(server: Server, options: Omit<FloodOptions, 'url'>): Prom
     baseline.push(await probe(server.url));
     await delay(PROBE_EVERY_MS);
   }
-  const cpuBefore = await cpuMicros(server.child);
+  const before = await usage(server.child);
   const linesBefore = server.lines();
   const driver = fork(process.argv[1], [FLOOD_FLAG, JSON.stringify({ ...options, url: server.url })], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -193,13 +170,13 @@ async function measure(server: Server, options: Omit<FloodOptions, 'url'>): Prom
     driver.once('exit', (code) => reject(new Error(`the flood exited with ${code}`)));
   });
   const { result, latencies } = await probeWhile(server.url, flooded);
-  const cpuAfter = await cpuMicros(server.child);
+  const after = await usage(server.child);
   await delay(SETTLE_MS);
   return {
     flood: result,
     probes: latencies,
     baseline,
-    cpuMicrosPerRequest: (cpuAfter - cpuBefore) / Math.max(1, result.requests),
+    cpuMicrosPerRequest: (after.cpuMicros - before.cpuMicros) / Math.max(1, result.requests),
     logLines: server.lines() - linesBefore,
   };
 }
@@ -220,16 +197,6 @@ function row(label: string, run: Measured): string {
   );
 }
 
-async function admin<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
-}
-
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -245,21 +212,17 @@ async function main(): Promise<void> {
     method: values.method === 'POST' ? ('POST' as const) : ('GET' as const),
     path: values.path,
   };
-  const adminUrl = process.env.BENCH_PG_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
-  const name = `ats_bench_flood_${randomBytes(3).toString('hex')}`;
-  await admin(adminUrl, (client) => client.query(`CREATE DATABASE "${name}"`));
-  const databaseUrl = new URL(adminUrl);
-  databaseUrl.pathname = `/${name}`;
+  const database = await scratchDatabase('flood');
   const servers: ChildProcess[] = [];
   try {
-    const app = await startServer('app', {
-      DATABASE_URL: databaseUrl.toString(),
+    const app = await startCountedServer('app', {
+      DATABASE_URL: database.url,
       API_KEYS: `bench-${randomBytes(16).toString('hex')}`,
       TOKEN_ENCRYPTION_KEYS: `bench:${randomBytes(32).toString('base64')}`,
       LOG_LEVEL: 'info',
     });
     servers.push(app.child);
-    const bare = await startServer('bare', {});
+    const bare = await startCountedServer('bare', {});
     servers.push(bare.child);
     const loadBefore = loadavg()[0];
     const bareRun = await measure(bare, options);
@@ -277,7 +240,7 @@ async function main(): Promise<void> {
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {
     for (const child of servers) child.kill();
-    await admin(adminUrl, (client) => client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
+    await database.drop();
   }
 }
 

@@ -16,7 +16,7 @@
  * benchmark creates its own database there and drops it at the end.
  */
 import 'reflect-metadata';
-import { type ChildProcess, fork } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, get, type IncomingMessage, type ServerResponse } from 'node:http';
 import { cpus, loadavg } from 'node:os';
@@ -27,13 +27,23 @@ import { Controller, Get, Module, Param, Req, Res } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import autocannon from 'autocannon';
 import type { Request, Response } from 'express';
-import pg from 'pg';
 import { createApp } from '../src/app.factory.js';
 import { loadConfig } from '../src/config/app-config.js';
+import {
+  admin,
+  listenAndReport,
+  type Measured,
+  reply,
+  scratchDatabase,
+  SERVE_FLAG,
+  serveAsBenchmarkChild,
+  startServer,
+  Tally,
+  usage,
+} from './bench-support.js';
 import { TokenCipher } from '../src/crypto/token-cipher.js';
 import { connectionTokenContext } from '../src/connection-store/connection-token-context.js';
 
-const SERVE_FLAG = '--serve';
 const API_KEY = `bench-${randomBytes(16).toString('hex')}`;
 const SEED_CHUNK = 2_000;
 const WARMUP_SECONDS = 3;
@@ -105,7 +115,7 @@ class BareModule {}
 
 /** Child: the real service, the bare forwarder or the upstream; reports its port when listening, its RSS on request. */
 async function serve(kind: string): Promise<void> {
-  process.once('SIGTERM', () => process.exit(0));
+  serveAsBenchmarkChild();
   let rss = { baseline: 0, peak: 0, timer: undefined as NodeJS.Timeout | undefined };
   process.on('message', (message: string) => {
     if (message === 'rss-watch') {
@@ -116,55 +126,14 @@ async function serve(kind: string): Promise<void> {
     } else if (message === 'rss-report') {
       clearInterval(rss.timer);
       process.send?.({ baseline: rss.baseline, peak: rss.peak });
-    } else if (message === 'cpu') {
-      const { user, system } = process.cpuUsage();
-      process.send?.({ cpuMicros: user + system });
     }
   });
   if (kind === 'upstream') return serveUpstream();
-  if (kind === 'bare') {
-    const app = await NestFactory.create(BareModule, { logger: false });
-    await app.listen(0, '127.0.0.1');
-    process.send?.({ port: (app.getHttpServer().address() as { port: number }).port });
-    return;
-  }
-  const app = await createApp({ config: loadConfig(process.env, { dataDir: '/nonexistent-bench-data' }) });
-  await app.listen(0, '127.0.0.1');
-  process.send?.({ port: (app.getHttpServer().address() as { port: number }).port });
-}
-
-async function startServer(kind: 'app' | 'bare' | 'upstream', env: Record<string, string>): Promise<{ url: string; child: ChildProcess }> {
-  const child = fork(process.argv[1], [SERVE_FLAG, kind], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-  });
-  const port = await reply<{ port: number }>(child, 'port');
-  return { url: `http://127.0.0.1:${port.port}`, child };
-}
-
-function reply<T>(child: ChildProcess, field: string, send?: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const exited = (code: number | null) => reject(new Error(`a benchmark server exited with ${code}`));
-    const answer = (message: Record<string, unknown>) => {
-      if (!(field in message)) return;
-      child.off('message', answer);
-      child.off('exit', exited);
-      resolve(message as T);
-    };
-    child.on('message', answer);
-    child.once('exit', exited);
-    if (send) child.send(send);
-  });
-}
-
-async function admin<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
+  const app =
+    kind === 'bare'
+      ? await NestFactory.create(BareModule, { logger: false })
+      : await createApp({ config: loadConfig(process.env, { dataDir: '/nonexistent-bench-data' }) });
+  await listenAndReport(app);
 }
 
 interface SeededUser {
@@ -200,35 +169,6 @@ async function seed(databaseUrl: string, env: Record<string, string>, users: num
   return seeded;
 }
 
-interface Measured {
-  readonly requestsPerSecond: number;
-  readonly p50Ms: number;
-  readonly p99Ms: number;
-  readonly requests: number;
-  /** The CPU time (user and system) of the server process answering, per request. */
-  readonly cpuMicrosPerRequest: number;
-}
-
-/** Latencies and failures of one target, gathered over all its turns. */
-class Tally {
-  readonly latenciesMs: number[] = [];
-  failed = 0;
-  seconds = 0;
-  cpuMicros = 0;
-
-  result(): Measured {
-    const sorted = [...this.latenciesMs].sort((a, b) => a - b);
-    const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
-    return {
-      requestsPerSecond: sorted.length / this.seconds,
-      p50Ms: at(50),
-      p99Ms: at(99),
-      requests: sorted.length,
-      cpuMicrosPerRequest: this.cpuMicros / sorted.length,
-    };
-  }
-}
-
 interface Target {
   readonly label: string;
   readonly url: string;
@@ -246,7 +186,7 @@ interface TurnOptions {
 
 /** One turn of load on a target; recorded into `tally` unless it is a warm-up. */
 async function turn(target: Target, tally: Tally | undefined, users: readonly SeededUser[], options: TurnOptions): Promise<void> {
-  const before = await reply<{ cpuMicros: number }>(target.child, 'cpuMicros', 'cpu');
+  const before = await usage(target.child);
   const result = await new Promise<autocannon.Result>((resolve, reject) => {
     const instance = autocannon(
       {
@@ -262,7 +202,7 @@ async function turn(target: Target, tally: Tally | undefined, users: readonly Se
           },
         ],
       },
-      (error: unknown, done: autocannon.Result) => (error ? reject(error) : resolve(done)),
+      (error: Error | null, done: autocannon.Result) => (error ? reject(error) : resolve(done)),
     );
     if (!tally) return;
     instance.on('response', (_client: unknown, statusCode: number, _bytes: number, responseTimeMs: number) => {
@@ -273,7 +213,7 @@ async function turn(target: Target, tally: Tally | undefined, users: readonly Se
   if (tally) {
     tally.failed += result.errors + result.timeouts;
     tally.seconds += result.duration;
-    tally.cpuMicros += (await reply<{ cpuMicros: number }>(target.child, 'cpuMicros', 'cpu')).cpuMicros - before.cpuMicros;
+    tally.addUsage(before, await usage(target.child));
   }
 }
 
@@ -338,18 +278,14 @@ async function main(): Promise<void> {
   const seconds = Number(values.seconds);
   const streamBytes = Number(values['stream-mb']) * MB;
   const rate = Number(values.rate);
-  const adminUrl = process.env.BENCH_PG_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
 
-  const name = `ats_bench_proxy_${randomBytes(3).toString('hex')}`;
-  await admin(adminUrl, (client) => client.query(`CREATE DATABASE "${name}"`));
-  const databaseUrl = new URL(adminUrl);
-  databaseUrl.pathname = `/${name}`;
+  const database = await scratchDatabase('proxy');
   const servers: ChildProcess[] = [];
   try {
     const upstream = await startServer('upstream', {});
     servers.push(upstream.child);
     const env = {
-      DATABASE_URL: databaseUrl.toString(),
+      DATABASE_URL: database.url,
       ATLASSIAN_CLIENT_ID: 'bench-client',
       ATLASSIAN_CLIENT_SECRET: 'bench-client-secret',
       ATLASSIAN_AUTH_URL: upstream.url,
@@ -362,7 +298,7 @@ async function main(): Promise<void> {
     };
     const service = await startServer('app', env);
     servers.push(service.child);
-    const seeded = await seed(databaseUrl.toString(), env, users);
+    const seeded = await seed(database.url, env, users);
     const bare = await startServer('bare', { UPSTREAM_URL: upstream.url });
     servers.push(bare.child);
 
@@ -398,7 +334,7 @@ async function main(): Promise<void> {
     const saturated = await alternate(targets, seeded, rounds, { connections, seconds });
     const paced = await alternate(targets, seeded, rounds, { connections, seconds, rate });
     const loadAfter = loadavg()[0];
-    const [app, forwarder, direct] = saturated;
+    const [app, forwarder] = saturated;
     const [pacedApp, pacedForwarder, pacedDirect] = paced;
     const streamed = await streamThrough(service, seeded[1], streamBytes);
 
@@ -433,7 +369,7 @@ async function main(): Promise<void> {
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {
     for (const child of servers) child.kill();
-    await admin(adminUrl, (client) => client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
+    await database.drop();
   }
 }
 

@@ -545,7 +545,7 @@ async function main(): Promise<void> {
       }
       runs.push(await runRefresh(dataSource, config, cipher, new AtlassianClient(config)));
     }
-    const [{ version }] = (await dataSource.query(`SELECT min(version) AS version FROM connections`)) as { version: number }[];
+    const [{ version }] = await dataSource.query<{ version: number }[]>(`SELECT min(version) AS version FROM connections`);
     if (runs.some((run) => run.refreshed !== connections) || version < rounds + 1) {
       throw new Error(`not every connection was refreshed (${runs.map((run) => run.refreshed).join(', ')} of ${connections})`);
     }

@@ -1,4 +1,4 @@
-import type { IncomingMessage, Server } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { type ArgumentsHost, Catch, type INestApplication, NotFoundException } from '@nestjs/common';
 import { BaseExceptionFilter, NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
@@ -57,7 +57,7 @@ export async function createApp(options: CoreOptions, logger?: AppLogger): Promi
   app.useGlobalPipes(new AppValidationPipe());
   app.useGlobalFilters(new ApiRoutesErrorFilter(app.getHttpAdapter()));
   setupApiDocs(app);
-  explainRefusedRequests(app.getHttpServer() as Server, transport);
+  explainRefusedRequests(app.getHttpServer(), transport);
   return app;
 }
 

@@ -41,7 +41,7 @@ export function ApiErrors(...codes: ErrorCode[]): MethodDecorator & ClassDecorat
   }
   return applyDecorators(
     ...[...byStatus].map(([status, shared]) => {
-      const headers = Object.assign({}, ...shared.map((code) => HEADERS_BY_CODE[code] ?? {}));
+      const headers = Object.fromEntries(shared.flatMap((code) => Object.entries(HEADERS_BY_CODE[code] ?? {})));
       return ApiResponse({
         status,
         type: ErrorBodyDto,

@@ -22,7 +22,7 @@ export class AppValidationPipe extends ValidationPipe {
     if (prototypeKey !== undefined) throw new BadRequestException(`property ${prototypeKey} should not exist`);
     if (metatype === undefined || !isEmptyObject(value) || !this.toValidate(metadata)) return super.transform(value, metadata);
     if (this.acceptsEmpty.has(metatype)) return plainToInstance(metatype, {});
-    const validated = await super.transform(value, metadata);
+    const validated: unknown = await super.transform(value, metadata);
     this.acceptsEmpty.add(metatype);
     return validated;
   }

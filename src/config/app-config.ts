@@ -317,8 +317,8 @@ function parseJiraWebhookDefaults(raw: string | undefined, problems: string[]): 
     }
     subscriptions.push({
       events: [...new Set(events as string[])],
-      jqlFilter: (jqlFilter as string).trim(),
-      ...(fieldIdsFilter === undefined ? {} : { fieldIdsFilter: [...(fieldIdsFilter as string[])] }),
+      jqlFilter: jqlFilter.trim(),
+      ...(fieldIdsFilter === undefined ? {} : { fieldIdsFilter: [...fieldIdsFilter] }),
     });
   }
   return subscriptions;

@@ -15,7 +15,9 @@ export function readEnvironment(env: NodeJS.ProcessEnv = process.env, directory:
     text = readFileSync(join(directory, ENV_FILE), 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return env;
-    throw new Error(`${ENV_FILE} in ${directory} could not be read (${(error as NodeJS.ErrnoException).code ?? 'unknown error'})`);
+    throw new Error(`${ENV_FILE} in ${directory} could not be read (${(error as NodeJS.ErrnoException).code ?? 'unknown error'})`, {
+      cause: error,
+    });
   }
   return { ...parseEnv(text), ...env };
 }

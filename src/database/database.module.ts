@@ -21,14 +21,11 @@ import { runMigrations } from './migrator.js';
       dataSourceFactory: async (options?: DataSourceOptions) => {
         const { migrationsRun, ...rest } = options!;
         const url = (rest as { url?: string }).url;
-        const dataSource = await connectWithRetry(
-          () => new DataSource({ ...rest, migrationsRun: false } as DataSourceOptions).initialize(),
-          {
-            ...SERVICE_CONNECT_ATTEMPTS,
-            where: url ? printableUrl(url) : 'the embedded database',
-            logger: new Logger('Database'),
-          },
-        );
+        const dataSource = await connectWithRetry(() => new DataSource({ ...rest, migrationsRun: false }).initialize(), {
+          ...SERVICE_CONNECT_ATTEMPTS,
+          where: url ? printableUrl(url) : 'the embedded database',
+          logger: new Logger('Database'),
+        });
         if (migrationsRun) await runMigrations(dataSource);
         return dataSource;
       },

@@ -61,7 +61,7 @@ export function createPGlitePoolClass(dataDir: string | undefined, owner: string
       return new Promise((resolve, reject) => {
         this.connect((error, client, release) => {
           if (error || !client) {
-            reject(error);
+            reject(error instanceof Error ? error : new Error('PGlite gave no client', { cause: error }));
             return;
           }
           client.query(sql, params, callback).then(resolve, reject).finally(release);

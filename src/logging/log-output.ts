@@ -31,7 +31,7 @@ export function prettyOutput(destination: { write(text: string): unknown }, colo
     ignore: HIDDEN_IN_PRETTY.join(','),
     messageFormat: (log, messageKey, _level, { colors }) => {
       const context = typeof log.context === 'string' ? `${colors.gray(`[${log.context}]`)} ` : '';
-      const message = String(log[messageKey] ?? '');
+      const message = typeof log[messageKey] === 'string' ? log[messageKey] : '';
       const request = log.req as { method?: string; url?: string } | undefined;
       const response = log.res as { statusCode?: number } | undefined;
       if (request?.method && response?.statusCode !== undefined) {

@@ -5,6 +5,7 @@ import { DomainError, ReauthRequiredError } from '../common/errors.js';
 import type { AccessTokenService } from '../refresh/access-token.service.js';
 import { AtlassianApi } from './atlassian-api.service.js';
 import type { AtlassianClient } from '../atlassian/atlassian.client.js';
+import type { LifecycleService } from '../lifecycle/lifecycle.service.js';
 import { AtlassianError } from '../atlassian/atlassian.errors.js';
 
 const NOW = new Date('2026-03-02T09:00:00.000Z');
@@ -49,7 +50,12 @@ async function failure(promise: Promise<unknown>): Promise<DomainError> {
   return error;
 }
 
-const noMissingScopes = { missingScopes: () => Promise.resolve([]) };
+/** The lifecycle's answer for a user whose grant lacks none of the configured scopes. */
+const noMissingScopes = scopesLacking(() => []);
+
+function scopesLacking(missing: (userId: string) => string[] | undefined): LifecycleService {
+  return { missingScopes: (userId: string) => Promise.resolve(missing(userId)) } as unknown as LifecycleService;
+}
 const rejected = () => new AtlassianError('token_rejected', 'Atlassian refused the access token', { status: 401 });
 
 describe('AtlassianApi', () => {
@@ -82,11 +88,11 @@ describe('AtlassianApi', () => {
     const mismatch = () =>
       new AtlassianError('token_rejected', 'Atlassian refused the access token: Unauthorized; scope does not match', { status: 401 });
     const { client: fake } = client({ a1: mismatch(), a2: mismatch() });
-    const refusal = (scopes: { missingScopes: (userId: string) => Promise<string[] | undefined> }) => {
+    const refusal = (scopes: LifecycleService) => {
       const { service } = tokens({ accessToken: 'a1', expiresAt: at(50) }, [{ accessToken: 'a2', expiresAt: at(60) }]);
       return failure(new AtlassianApi(service, fake, clock, scopes).productGet('u', 'jira', 'cloud-1', '/x'));
     };
-    const lacking = await refusal({ missingScopes: (userId) => Promise.resolve(userId === 'u' ? ['read:jira-work'] : undefined) });
+    const lacking = await refusal(scopesLacking((userId) => (userId === 'u' ? ['read:jira-work'] : undefined)));
     expect(lacking.code).toBe('atlassian_forbidden');
     expect(lacking.message).toContain('lacks scopes that ATLASSIAN_SCOPES asks for: read:jira-work');
     const none = await refusal(noMissingScopes);

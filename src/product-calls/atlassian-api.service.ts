@@ -1,4 +1,4 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import { Clock } from '../common/clock.js';
 import { DomainError } from '../common/errors.js';
 import type { AccessTokenResponseDto } from '../refresh/access-token.dto.js';
@@ -28,8 +28,7 @@ export class AtlassianApi {
     private readonly tokens: AccessTokenService,
     private readonly client: AtlassianClient,
     private readonly clock: Clock,
-    // Named: a Pick<> has no class for the decorator metadata to name.
-    @Inject(LifecycleService) private readonly lifecycle: Pick<LifecycleService, 'missingScopes'>,
+    private readonly lifecycle: LifecycleService,
   ) {}
 
   /** The user's sites, merged by id. */

@@ -11,6 +11,7 @@ const ROUTE_SEGMENTS = 7;
 const PCHAR_SEGMENT = /^(?:[A-Za-z0-9\-._~!$&'()*+,;=:@]|%[0-9A-Fa-f]{2})*$/;
 /** A scheme followed by `:`, as in `http:` or `javascript:`: the start of an absolute URL. */
 const SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*:/;
+// eslint-disable-next-line no-control-regex -- control characters are what it looks for
 const CONTROL = /[\u0000-\u001f\u007f]/;
 /** Encodings peeled off a segment before it counts as hiding something: `%25252e` is `%2e` three times over. */
 const MAX_DECODINGS = 3;

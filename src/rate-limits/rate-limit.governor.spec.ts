@@ -154,7 +154,7 @@ describe('RateLimitGovernor', () => {
     await expect(governor.record(jira('GET', '/rest/api/3/myself'), limited('jira-burst-based', '30'))).resolves.toBeUndefined();
     await governor.sync();
     expect(governor.admit(jira('GET', '/rest/api/3/myself'))?.retryAfterMs).toBe(30_000);
-    expect(warn.mock.calls.map(([message]) => message)).toContainEqual(expect.stringMatching(/could not be shared/));
+    expect(warn.mock.calls.map(([message]) => String(message))).toContainEqual(expect.stringMatching(/could not be shared/));
   });
 
   it('counts calls, 429s by reason and refusals on /metrics', async () => {
@@ -187,7 +187,7 @@ describe('RateLimitGovernor', () => {
     await governor.record(jira('GET', '/rest/api/3/myself'), near);
     await governor.record(jira('GET', '/rest/api/3/myself'), answered(200, { 'X-RateLimit-NearLimit': 'false' }));
     expect(await metric('atlassian_rate_limit_near_limit_total', { product: 'jira' })).toBe(4);
-    expect(warn.mock.calls.map(([message]) => message)).toEqual([
+    expect(warn.mock.calls.map(([message]) => String(message))).toEqual([
       'Atlassian says jira site site-1 is near its rate limit (9 of 100 left); logged at most once a minute',
       'Atlassian says jira site site-2 is near its rate limit (9 of 100 left); logged at most once a minute',
       'Atlassian says jira site site-1 is near its rate limit (9 of 100 left); logged at most once a minute',

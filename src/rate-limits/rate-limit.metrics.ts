@@ -9,6 +9,7 @@ import { PauseBook } from './pause-book.js';
 const METHODS = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']);
 const PRODUCTS: readonly AtlassianProduct[] = ['jira', 'confluence'];
 const REASONS: ReadonlySet<string> = new Set(RATE_LIMIT_REASONS);
+const OUTCOMES = ['2xx', '3xx', '4xx', '429', '5xx', 'timeout', 'network'] as const;
 
 /**
  * Calls to Atlassian's API as a user and what the rate limits did to them. Labels are products, methods, outcomes and
@@ -56,6 +57,13 @@ export class RateLimitMetrics {
       labelNames: ['product'],
       registers,
     });
+    // Series from the start, so that an alert's increase() sees the first 429 and the first call of each kind.
+    for (const product of [...PRODUCTS, 'platform']) for (const outcome of OUTCOMES) this.calls.inc({ product, outcome }, 0);
+    for (const reason of [...RATE_LIMIT_REASONS, 'none', 'other']) {
+      this.rateLimited.inc({ reason }, 0);
+      this.refused.inc({ reason }, 0);
+    }
+    for (const product of PRODUCTS) this.nearLimit.inc({ product }, 0);
     new Gauge({
       name: 'atlassian_rate_limit_paused_scopes',
       help: 'Scopes (a product app-wide, a site, the writes to an issue) paused now after a 429, on every replica',

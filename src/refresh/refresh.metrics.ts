@@ -69,14 +69,20 @@ export class RefreshMetrics {
       registers,
     });
     this.credentialsRejected.set(0);
-    const metrics = this;
+    // Gauges read in collect(), whose `this` is the gauge.
+    const connectionCounts = () => this.connectionCounts();
+    const secondsOverdue = async () => {
+      const now = this.clock.now();
+      const oldest = await this.repository.oldestDueAt(now).catch((error: unknown) => this.unreadable(error));
+      return oldest ? Math.max(0, (now.getTime() - oldest.getTime()) / 1000) : 0;
+    };
     new Gauge({
       name: 'atlassian_connections',
       help: 'Connections by status',
       labelNames: ['status'],
       registers,
       async collect() {
-        const counts = await metrics.connectionCounts();
+        const counts = await connectionCounts();
         for (const status of STATUSES) this.set({ status }, counts?.find((c) => c.status === status)?.count ?? 0);
       },
     });
@@ -85,7 +91,7 @@ export class RefreshMetrics {
       help: 'Stored access tokens that expire within REFRESH_LEAD_SECONDS (or have expired)',
       registers,
       async collect() {
-        const counts = await metrics.connectionCounts();
+        const counts = await connectionCounts();
         this.set((counts ?? []).filter((c) => c.status !== 'reauth_required').reduce((sum, c) => sum + c.expiringSoon, 0));
       },
     });
@@ -94,9 +100,7 @@ export class RefreshMetrics {
       help: 'How long the connection waiting longest for its refresh has been due (0 when none is waiting)',
       registers,
       async collect() {
-        const now = metrics.clock.now();
-        const oldest = await metrics.repository.oldestDueAt(now).catch((error: unknown) => metrics.unreadable(error));
-        this.set(oldest ? Math.max(0, (now.getTime() - oldest.getTime()) / 1000) : 0);
+        this.set(await secondsOverdue());
       },
     });
   }

@@ -204,7 +204,7 @@ export class RefreshService implements BeforeApplicationShutdown {
     const counts = noCounts();
     const queue: ClaimedConnection[] = [];
     let exhausted = false;
-    let claimError: unknown;
+    let claimError: Error | undefined;
     let claiming: Promise<void> | undefined;
 
     // Claims run ahead of the workers by at most one batch, so no claimed row waits long on its lease.
@@ -218,7 +218,7 @@ export class RefreshService implements BeforeApplicationShutdown {
             if (batch.length < batchSize) exhausted = true;
           },
           (error: unknown) => {
-            claimError = error;
+            claimError = error instanceof Error ? error : new Error(String(error));
             exhausted = true;
           },
         )

@@ -18,13 +18,15 @@ export class WebhookMetrics {
     private readonly clock: Clock,
   ) {
     const registers = [registry];
-    const metrics = this;
+    // Gauges read in collect(), whose `this` is the gauge.
+    const backlog = () => this.backlog();
+    const secondsSince = (at: Date) => Math.max(0, (this.clock.now().getTime() - at.getTime()) / 1000);
     new Gauge({
       name: 'atlassian_webhook_events_pending',
       help: 'Webhook events not delivered yet and still being retried (all of them while WEBHOOK_URL is unset)',
       registers,
       async collect() {
-        this.set((await metrics.backlog())?.pending ?? 0);
+        this.set((await backlog())?.pending ?? 0);
       },
     });
     new Gauge({
@@ -32,7 +34,7 @@ export class WebhookMetrics {
       help: 'Webhook events given up after retrying for their whole retry period, never delivered',
       registers,
       async collect() {
-        this.set((await metrics.backlog())?.dead ?? 0);
+        this.set((await backlog())?.dead ?? 0);
       },
     });
     new Gauge({
@@ -40,8 +42,8 @@ export class WebhookMetrics {
       help: 'Age of the oldest webhook event still being retried (0 when none is pending)',
       registers,
       async collect() {
-        const oldest = (await metrics.backlog())?.oldestPendingAt;
-        this.set(oldest ? Math.max(0, (metrics.clock.now().getTime() - oldest.getTime()) / 1000) : 0);
+        const oldest = (await backlog())?.oldestPendingAt;
+        this.set(oldest ? secondsSince(oldest) : 0);
       },
     });
   }

@@ -92,7 +92,22 @@ describeWithTools(['prometheus', 'promtool'], 'Prometheus scraping the service',
       });
       expect(token.status).toBe(200);
       await token.body?.cancel();
+      // A Jira call through the proxy on each replica, so that the call and proxy histograms have series on both.
+      const authorization = { Authorization: `Bearer ${deployment.apiKey}` };
+      const sites = await fetch(`${deployment.replicas[0].url}/v1/users/prometheus-user/accessible-resources`, { headers: authorization });
+      const site = ((await sites.json()) as { resources: { id: string }[] }).resources[0].id;
+      for (const replica of deployment.replicas) {
+        const proxied = await fetch(`${replica.url}/v1/users/prometheus-user/proxy/jira/${site}/rest/api/3/myself`, {
+          headers: authorization,
+        });
+        expect(proxied.status).toBe(200);
+        await proxied.body?.cancel();
+      }
       await until('both targets up', async () => (await query(`sum(up{job="${JOB}"})`)).data.result[0]?.value[1] === '2');
+      await until('the proxied calls on both replicas', async () => {
+        const replicas = await query(`count(atlassian_proxy_request_duration_seconds_count{job="${JOB}"})`);
+        return Number(replicas.data.result[0]?.value[1]) === 2;
+      });
       await until('the refresh', async () => {
         const refreshed = await query(`sum(atlassian_token_refreshes_total{job="${JOB}",outcome="refreshed"})`);
         return Number(refreshed.data.result[0]?.value[1]) >= 1;

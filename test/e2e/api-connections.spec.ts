@@ -94,7 +94,7 @@ describePostgres('GET and DELETE /v1/users/{userId}/connection', () => {
     const events: { body: string }[] = await dataSource.query(
       `SELECT body FROM webhook_outbox WHERE user_id = 'leaving-user' AND type = 'connection.deleted'`,
     );
-    expect(events.map((e) => JSON.parse(e.body))).toEqual([
+    expect(events.map((e) => JSON.parse(e.body) as unknown)).toEqual([
       {
         id: expect.any(String),
         type: 'connection.deleted',

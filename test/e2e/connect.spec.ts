@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { TokenCipher } from '../../src/crypto/token-cipher.js';
 import { hashSecret } from '../../src/oauth/secrets.js';
+import { SandboxIdentityProvider } from '../../src/sandbox/sandbox.idp.js';
 import { accountIdFor } from '../../src/sandbox/sandbox.users.js';
 import { startTestApp, type TestApp } from '../utils/app.js';
 import {
@@ -240,7 +241,12 @@ describe('connecting a user through the browser, against the sandbox', () => {
     const browser = new TestBrowser(app);
     const { authorizeUrl } = await startSignIn(app, browser, 'double-user');
     const callbackUrl = await consent(authorizeUrl, { user: 'bob' });
-    const responses = await Promise.all([browser.get(callbackUrl), browser.get(callbackUrl)]);
+    // The code exchange takes 300 ms, so the second callback arrives while the first is still exchanging, however
+    // slowly the machine runs the two requests (once the first has finished, its browser is shown its result again).
+    const sandbox = app.app.get(SandboxIdentityProvider);
+    const latency = sandbox.setLatency({});
+    sandbox.setLatency({ tokenMs: 300 });
+    const responses = await Promise.all([browser.get(callbackUrl), browser.get(callbackUrl)]).finally(() => sandbox.setLatency(latency));
     expect(responses.map((r) => r.status).sort()).toEqual([200, 409]);
     const loser = responses.find((r) => r.status === 409)!;
     expect(await loser.text()).toContain('This sign-in link was already used');

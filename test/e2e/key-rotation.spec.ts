@@ -52,7 +52,7 @@ describePostgres('two replicas with different keyrings', () => {
   }, 30_000);
 
   async function untouched(id: string): Promise<Record<string, unknown>> {
-    const [row] = (await dataSource.query(UNTOUCHED, [id])) as Record<string, unknown>[];
+    const [row] = await dataSource.query<Record<string, unknown>[]>(UNTOUCHED, [id]);
     return row;
   }
 
@@ -86,7 +86,7 @@ describePostgres('two replicas with different keyrings', () => {
     const cycle = await lagging.app.get(RefreshService).runDueRefreshes();
     expect(cycle).toMatchObject({ claimed: 1, released: 1, failing: 0, errors: 0 });
     expect(await untouched(id)).toEqual(before);
-    const [{ due_at: dueAt }] = (await dataSource.query(`SELECT due_at FROM connections WHERE id = $1`, [id])) as { due_at: Date }[];
+    const [{ due_at: dueAt }] = await dataSource.query<{ due_at: Date }[]>(`SELECT due_at FROM connections WHERE id = $1`, [id]);
     expect(dueAt.getTime()).toBe(clock.now().getTime() + MINUTE);
     expect(await decryptionFailures(lagging)).toBe(2);
 

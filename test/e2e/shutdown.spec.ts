@@ -62,7 +62,7 @@ describePostgres('the service process', () => {
     const client = new pg.Client({ connectionString: process.env.TEST_PG_ADMIN_URL });
     await client.connect();
     try {
-      const { rows } = await client.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1', [
+      const { rows } = await client.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1', [
         new URL(database.url).pathname.slice(1),
       ]);
       expect(rows[0].n).toBe(0);

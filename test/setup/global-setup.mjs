@@ -17,7 +17,9 @@ export default async function globalSetup(globalConfig) {
     process.env.TEST_PG_ADMIN_URL = adminUrl;
   } catch (error) {
     if (process.env.CI) {
-      throw new Error(`PostgreSQL must be reachable for the tests (TEST_PG_URL, default ${redact(adminUrl)}): ${error.message}`);
+      throw new Error(`PostgreSQL must be reachable for the tests (TEST_PG_URL, default ${redact(adminUrl)}): ${error.message}`, {
+        cause: error,
+      });
     }
     process.env.TEST_PG_ADMIN_URL = '';
     console.warn(

@@ -42,7 +42,7 @@ export function rawRequest(port: number, request: RawRequest): Promise<RawAnswer
       try {
         resolve(parseAnswer(Buffer.concat(chunks)));
       } catch (error) {
-        reject(error as Error);
+        reject(error instanceof Error ? error : new Error(String(error)));
       }
     });
   });

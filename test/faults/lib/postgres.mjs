@@ -108,7 +108,7 @@ export class ThrowawayCluster {
     try {
       await run(command, commandArgs, { cwd: this.dir, timeout: 60_000 });
     } catch (error) {
-      throw new Error(`${program} failed: ${(error.stderr || error.message).trim()}`);
+      throw new Error(`${program} failed: ${(error.stderr || error.message).trim()}`, { cause: error });
     }
   }
 }

@@ -8,7 +8,7 @@ import { AtlassianClient } from '../../../src/atlassian/atlassian.client.js';
 import { AtlassianError } from '../../../src/atlassian/atlassian.errors.js';
 import { runCli } from '../../../src/cli/cli.js';
 import type { Clock } from '../../../src/common/clock.js';
-import { type AppConfig, loadConfig } from '../../../src/config/app-config.js';
+import { loadConfig } from '../../../src/config/app-config.js';
 import { TokenCipher } from '../../../src/crypto/token-cipher.js';
 import { hashSecret } from '../../../src/oauth/secrets.js';
 import { OutboxRepository } from '../../../src/webhooks/outbox.repository.js';
@@ -74,7 +74,7 @@ describePostgres('the cli', () => {
   }
 
   function sealer(keyring: string): TokenCipher {
-    return new TokenCipher(loadConfig({ TOKEN_ENCRYPTION_KEYS: keyring }) as AppConfig);
+    return new TokenCipher(loadConfig({ TOKEN_ENCRYPTION_KEYS: keyring }));
   }
 
   async function insertConnection(values: { status: string; dueAt?: Date; expiresAt?: Date; attemptedAt?: Date; keyring?: string }) {

@@ -43,7 +43,7 @@ function setup(db: OpenedDatabase) {
     new LifecycleService(db.dataSource, new ConnectionsRepository(db.dataSource, new OutboxRepository()), config, clock),
   );
   const row = async (userId: string): Promise<Record<string, unknown>> =>
-    (await db.dataSource.query(`SELECT * FROM connections WHERE user_id = $1`, [userId]))[0];
+    (await db.dataSource.query<Record<string, unknown>[]>(`SELECT * FROM connections WHERE user_id = $1`, [userId]))[0];
   const sites = async (connectionId: string): Promise<Record<string, unknown>[]> =>
     db.dataSource.query(
       `SELECT cloud_id, name, scopes, first_seen_at FROM accessible_resources WHERE connection_id = $1 ORDER BY cloud_id`,

@@ -48,7 +48,7 @@ describe.each(drivers)('migrations on %s', (driver) => {
   it("fill each connection's consented_at from the best evidence of its latest consent", async () => {
     db = await openMigratedDatabase(driver);
     // Back to just before ConnectionLifecycle (and whatever came after it), with rows as they were then.
-    const applied = async () => ((await db.dataSource.query(`SELECT name FROM migrations`)) as { name: string }[]).map((r) => r.name);
+    const applied = async () => (await db.dataSource.query<{ name: string }[]>(`SELECT name FROM migrations`)).map((r) => r.name);
     while ((await applied()).includes('ConnectionLifecycle1795761000000')) await revertLastMigration(db.dataSource);
     const at = (day: number) => new Date(Date.UTC(2026, 0, day));
     const connections: [userId: string, createdAt: Date][] = [
@@ -124,7 +124,7 @@ describePostgres('migrations started by several replicas at once', () => {
       const recorded: { count: string }[] = await replicas[0].query('SELECT count(*)::text AS count FROM migrations');
       expect(Number(recorded[0].count)).toBe(MIGRATIONS.length);
     } finally {
-      await Promise.all(replicas.map((r) => (r.isInitialized ? r.destroy() : undefined)));
+      await Promise.all(replicas.map((r) => (r.isInitialized ? r.destroy() : Promise.resolve())));
       await database.drop();
     }
   });

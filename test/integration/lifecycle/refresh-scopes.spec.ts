@@ -29,7 +29,7 @@ describePostgres('scopes after a refresh', () => {
   });
 
   const scopesOf = async (id: string) =>
-    ((await db.dataSource.query(`SELECT scopes, missing_scopes FROM connections WHERE id = $1`, [id])) as Record<string, string[]>[])[0];
+    (await db.dataSource.query<Record<string, string[]>[]>(`SELECT scopes, missing_scopes FROM connections WHERE id = $1`, [id]))[0];
 
   it("are what Atlassian's answer grants, and what it lacks of ATLASSIAN_SCOPES is recomputed with them", async () => {
     const pair = await sandbox.connect('narrowed');

@@ -1,4 +1,4 @@
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from '@jest/globals';
 import type { AppConfig } from '../../../src/config/app-config.js';
 import { DomainError } from '../../../src/common/errors.js';
 import { OUTAGE_POLICY } from '../../../src/refresh/outage.js';
@@ -59,7 +59,7 @@ describePostgres("refreshing through an outage of Atlassian's token endpoint", (
 
   const refreshCalls = () => sandbox.idp.stats().tokenCalls.refresh_token;
   const statuses = async () =>
-    (await db.dataSource.query(`SELECT status, count(*)::int AS n FROM connections GROUP BY status`)) as { status: string; n: number }[];
+    db.dataSource.query<{ status: string; n: number }[]>(`SELECT status, count(*)::int AS n FROM connections GROUP BY status`);
   const allActive = async () => (await statuses()).every((row) => row.status === 'active');
 
   /** Runs the daemon's cycle once a second (as REFRESH_INTERVAL_SECONDS=1 does) for `ms`, or until `until` holds. */

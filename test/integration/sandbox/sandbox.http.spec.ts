@@ -36,7 +36,7 @@ describe('sandbox over HTTP', () => {
     const express = moduleRef.createNestApplication<NestExpressApplication>();
     // The main app parses queries with qs, which turns repeats into arrays and brackets into objects.
     express.set('query parser', 'extended');
-    app = express as INestApplication<App>;
+    app = express;
     await app.init();
   });
 
@@ -81,7 +81,7 @@ describe('sandbox over HTTP', () => {
 
     it.each(['state=again', 'state[x]=nested'])('refuses a repeated or structured query parameter (%s)', async (extra) => {
       const response = await http()
-        .get(`/sandbox/authorize?${new URLSearchParams(AUTHORIZE)}&${extra}`)
+        .get(`/sandbox/authorize?${new URLSearchParams(AUTHORIZE).toString()}&${extra}`)
         .expect(400);
       expect(response.text).toContain('The state parameter must be given exactly once.');
     });

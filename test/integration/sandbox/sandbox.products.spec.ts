@@ -26,7 +26,7 @@ describe('sandbox product APIs and rate limits over HTTP', () => {
         SandboxModule.register({ clientId: CLIENT.client_id, clientSecret: CLIENT.client_secret, redirectUris: [REDIRECT_URI], clock }),
       ],
     }).compile();
-    app = moduleRef.createNestApplication<NestExpressApplication>() as INestApplication<App>;
+    app = moduleRef.createNestApplication<NestExpressApplication>();
     await app.init();
   });
   afterAll(() => app.close());
