@@ -2,6 +2,9 @@ import { RequestMethod } from '@nestjs/common';
 import { ExpressAdapter } from '@nestjs/platform-express';
 import express from 'express';
 
+/** How Nest's adapter mounts one middleware function on a path (Nest types the function as any function). */
+type MountMiddleware = ReturnType<ExpressAdapter['createMiddlewareFactory']>;
+
 /** How Nest hands Express a middleware path that matches every request (`forRoutes('*')`, nestjs-pino's default). */
 const EVERY_PATH = /^\{?\/?\{?\*[A-Za-z]*\}?$/;
 
@@ -34,9 +37,12 @@ export class AppExpressAdapter extends ExpressAdapter {
     super(strictExpress());
   }
 
-  override createMiddlewareFactory(requestMethod: RequestMethod): (path: string, callback: Function) => unknown {
+  override createMiddlewareFactory(requestMethod: RequestMethod): MountMiddleware {
     const mount = super.createMiddlewareFactory(requestMethod);
     if (requestMethod !== RequestMethod.ALL) return mount;
-    return (path, callback) => (EVERY_PATH.test(path) ? this.use(callback) : mount(path, callback));
+    return (path, callback) => {
+      if (EVERY_PATH.test(path)) this.use(callback);
+      else mount(path, callback);
+    };
   }
 }
