@@ -42,7 +42,7 @@ import {
   usage,
 } from './bench-support.js';
 import { TokenCipher } from '../src/crypto/token-cipher.js';
-import { connectionTokenContext } from '../src/connections/connection-token-context.js';
+import { connectionTokenContext } from '../src/connection-store/connection-token-context.js';
 
 const API_KEY = `bench-${randomBytes(16).toString('hex')}`;
 const SEED_CHUNK = 2_000;

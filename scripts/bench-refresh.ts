@@ -2,7 +2,7 @@
  * Refresh throughput benchmark: `npm run bench:refresh [-- --connections 20000 --concurrency 64 --rounds 3 --explain]`.
  *
  * Seeds N connections that are all due on a fresh PostgreSQL database, points the real refresh service
- * (RefreshService, RefreshRepository, AtlassianClient, TokenCipher) at a minimal token endpoint running in its own
+ * (RefreshService, ConnectionsRepository, AtlassianClient, TokenCipher) at a minimal token endpoint running in its own
  * process, and reports refreshes per second, p50/p99 refresh latency and peak RSS, beside the same run's ceilings:
  * the token endpoint alone, and single-row UPDATEs on the same database. `--explain` also shows the claim query's
  * plan and cost with 10,000 and 1,000,000 connections. The database's own ceiling for this kind of write is measured by
@@ -32,14 +32,14 @@ import { DataSource } from 'typeorm';
 import { AtlassianClient } from '../src/atlassian/atlassian.client.js';
 import { SystemClock } from '../src/common/clock.js';
 import { type AppConfig, loadConfig } from '../src/config/app-config.js';
-import { connectionTokenContext } from '../src/connections/connection-token-context.js';
+import { connectionTokenContext } from '../src/connection-store/connection-token-context.js';
 import { TokenCipher } from '../src/crypto/token-cipher.js';
 import { dataSourceOptions } from '../src/database/data-source.js';
 import { runMigrations } from '../src/database/migrator.js';
 import { TokenEndpointOutage } from '../src/refresh/outage.js';
 import { RefreshMetrics } from '../src/refresh/refresh.metrics.js';
 import { REFRESH_POLICY } from '../src/refresh/refresh.policy.js';
-import { CLAIM_DUE_SQL, RefreshRepository } from '../src/refresh/refresh.repository.js';
+import { CLAIM_DUE_SQL, ConnectionsRepository } from '../src/connection-store/connections.repository.js';
 import { RefreshService } from '../src/refresh/refresh.service.js';
 import { MathRandomSource, TimerSleeper } from '../src/refresh/timing.js';
 import { OutboxRepository } from '../src/webhooks/outbox.repository.js';
@@ -200,7 +200,7 @@ interface RefreshRun {
 
 async function runRefresh(dataSource: DataSource, config: AppConfig, cipher: TokenCipher, client: AtlassianClient): Promise<RefreshRun> {
   const clock = new SystemClock();
-  const repository = new RefreshRepository(dataSource, new OutboxRepository());
+  const repository = new ConnectionsRepository(dataSource, new OutboxRepository());
   const registry = new Registry();
   const metrics = new SamplingMetrics(registry, repository, clock, config);
   const outage = new TokenEndpointOutage(registry);

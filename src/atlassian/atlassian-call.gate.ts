@@ -1,4 +1,4 @@
-import type { AtlassianProduct } from './atlassian.client.js';
+import type { AtlassianProduct } from './atlassian.types.js';
 
 /** `platform`: the API calls that belong to no product and no site (accessible-resources, /me). */
 export type GatedProduct = AtlassianProduct | 'platform';

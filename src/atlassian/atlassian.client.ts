@@ -6,7 +6,7 @@ import { AppConfig } from '../config/app-config.js';
 import { AtlassianCallGate, type AnswerHeaders, type GatedCall, type GateRefusal, OpenGate } from './atlassian-call.gate.js';
 import { ACCEPTED_ENCODINGS, StreamTransport, type StreamedAnswer } from './atlassian-stream.transport.js';
 import { AtlassianError } from './atlassian.errors.js';
-import type { AccessibleResource, AtlassianAccount, TokenSet } from './atlassian.types.js';
+import type { AccessibleResource, AtlassianAccount, AtlassianProduct, TokenSet } from './atlassian.types.js';
 
 export interface AtlassianClientOptions {
   /** How long one call to Atlassian may take before it counts as a timeout (for a streamed call: until its answer's head). */
@@ -36,7 +36,7 @@ interface HttpAnswer {
   readonly json: unknown;
 }
 
-export type AtlassianProduct = 'jira' | 'confluence';
+export type { AtlassianProduct } from './atlassian.types.js';
 
 /** One JSON call to a product's REST API on one site, e.g. Jira's `GET /rest/api/3/webhook?startAt=0`. */
 export interface ProductRequest {

@@ -32,3 +32,5 @@ export const RATE_LIMIT_REASONS = [
   'jira-per-issue-on-write',
 ] as const;
 export type RateLimitReason = (typeof RATE_LIMIT_REASONS)[number];
+
+export type AtlassianProduct = 'jira' | 'confluence';

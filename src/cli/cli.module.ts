@@ -2,7 +2,7 @@ import { type DynamicModule, Module } from '@nestjs/common';
 import type { Clock } from '../common/clock.js';
 import type { AppConfig } from '../config/app-config.js';
 import { CoreModule } from '../config/config.module.js';
-import { ConnectionsRepository } from '../connections/connections.repository.js';
+import { ConnectionStoreModule } from '../connection-store/connection-store.module.js';
 import { TokenKeyRotationService } from '../connections/token-key-rotation.service.js';
 import { CryptoModule } from '../crypto/crypto.module.js';
 import { CommandDatabaseModule } from '../database/command-database.module.js';
@@ -19,8 +19,8 @@ export class CliModule {
   static register(options: CliModuleOptions): DynamicModule {
     return {
       module: CliModule,
-      imports: [CoreModule.register(options), CommandDatabaseModule.register(), CryptoModule, OperatorModule],
-      providers: [ConnectionsRepository, TokenKeyRotationService],
+      imports: [CoreModule.register(options), CommandDatabaseModule.register(), CryptoModule, ConnectionStoreModule, OperatorModule],
+      providers: [TokenKeyRotationService],
     };
   }
 }

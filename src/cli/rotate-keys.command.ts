@@ -1,4 +1,4 @@
-import type { StaleTokenCount } from '../connections/connections.repository.js';
+import type { StaleTokenCount } from '../connection-store/connections.repository.js';
 import type { TokenKeyRotationService } from '../connections/token-key-rotation.service.js';
 import type { Print } from './cli-output.js';
 

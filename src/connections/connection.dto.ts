@@ -2,7 +2,7 @@ import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsIn, IsInt, IsOptional, IsString, Max, MaxLength, Min } from 'class-validator';
 import { IsIsoTime } from '../common/validators.js';
-import type { ConnectionStatus } from './connection.entity.js';
+import type { ConnectionStatus } from '../connection-store/connection.entity.js';
 
 export const CONNECTION_STATUSES: readonly ConnectionStatus[] = ['active', 'refresh_failing', 'reauth_required'];
 export const DEFAULT_PAGE_SIZE = 100;

@@ -1,6 +1,6 @@
 import { USER_ID_PATTERN } from '../api/user-id.pipe.js';
 import { DomainError } from '../common/errors.js';
-import type { ConnectionStatus } from './connection.entity.js';
+import type { ConnectionStatus } from '../connection-store/connection.entity.js';
 import { CONNECTION_STATUSES } from './connection.dto.js';
 
 /** What a listing of GET /v1/connections is filtered by; a cursor belongs to one filter. */

@@ -4,14 +4,14 @@ import { LifecycleModule } from '../lifecycle/lifecycle.module.js';
 import { ProductCallsModule } from '../product-calls/product-calls.module.js';
 import { AccessibleResourcesService } from './accessible-resources.service.js';
 import { ConnectionsController } from './connections.controller.js';
-import { ConnectionsRepository } from './connections.repository.js';
+import { ConnectionStoreModule } from '../connection-store/connection-store.module.js';
 import { ConnectionsService } from './connections.service.js';
 import { UserConnectionsService } from './user-connections.service.js';
 
 @Module({
-  imports: [ProductCallsModule, LifecycleModule, JiraWebhooksModule],
+  imports: [ConnectionStoreModule, ProductCallsModule, LifecycleModule, JiraWebhooksModule],
   controllers: [ConnectionsController],
-  providers: [ConnectionsRepository, ConnectionsService, UserConnectionsService, AccessibleResourcesService],
+  providers: [ConnectionsService, UserConnectionsService, AccessibleResourcesService],
   exports: [ConnectionsService, AccessibleResourcesService],
 })
 export class ConnectionsModule {}

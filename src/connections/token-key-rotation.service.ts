@@ -1,8 +1,13 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { type SealedValue, TokenCipher, TokenDecryptionError } from '../crypto/token-cipher.js';
-import { type ConnectionTokenColumn, connectionTokenContext } from './connection-token-context.js';
-import { ConnectionsRepository, type ResealedTokens, type StaleTokenCount, type StoredTokens } from './connections.repository.js';
+import { type ConnectionTokenColumn, connectionTokenContext } from '../connection-store/connection-token-context.js';
+import {
+  ConnectionsRepository,
+  type ResealedTokens,
+  type StaleTokenCount,
+  type StoredTokens,
+} from '../connection-store/connections.repository.js';
 
 export const ROTATION_BATCH_SIZE = 500;
 /** Connections re-encrypted per committed batch; tests make batches small. */

@@ -4,11 +4,10 @@ import { Clock } from '../common/clock.js';
 import { ConnectionNotFoundError } from '../common/errors.js';
 import { JiraWebhooksService } from '../jira-webhooks/jira-webhooks.service.js';
 import { consentedBefore, consentExpiresAt } from '../lifecycle/consent.policy.js';
-import { OutboxRepository } from '../webhooks/outbox.repository.js';
 import type { ConnectionDto, ConnectionPageDto, ListConnectionsQueryDto } from './connection.dto.js';
 import { DEFAULT_PAGE_SIZE } from './connection.dto.js';
 import { decodeCursor, encodeCursor } from './connections-cursor.js';
-import { type ConnectionSummary, ConnectionsRepository } from './connections.repository.js';
+import { type ConnectionSummary, ConnectionsRepository } from '../connection-store/connections.repository.js';
 
 /** What the API tells and does about users' connections: describe one, page through all, forget one. */
 @Injectable()
@@ -16,7 +15,6 @@ export class UserConnectionsService {
   constructor(
     private readonly dataSource: DataSource,
     private readonly connections: ConnectionsRepository,
-    private readonly outbox: OutboxRepository,
     private readonly clock: Clock,
     private readonly jiraWebhooks: JiraWebhooksService,
   ) {}
@@ -52,22 +50,13 @@ export class UserConnectionsService {
 
   /**
    * Forgets the connection: tokens, sites and their history are deleted with the row, and `connection.deleted` is
-   * queued in the same transaction. A refresh in flight for it fails its compare-and-swap and writes nothing.
+   * written in the same transaction. A refresh in flight for it fails its compare-and-swap and writes nothing.
    * The grant at Atlassian stays until the user removes the app there: 3LO offers no revocation call. Its Jira
    * webhooks are deleted at Jira first, while its token still works.
    */
   async forget(userId: string): Promise<void> {
     await this.jiraWebhooks.deleteAtJiraBeforeForgetting(userId);
-    const now = this.clock.now();
-    return this.dataSource.transaction(async (manager) => {
-      const deleted = await this.connections.deleteByUserId(manager, userId);
-      if (!deleted) throw new ConnectionNotFoundError(userId);
-      await this.outbox.enqueue(
-        manager,
-        { type: 'connection.deleted', userId, data: { atlassianAccountId: deleted.atlassianAccountId } },
-        now,
-      );
-    });
+    if (!(await this.connections.deleteByUserId(userId, this.clock.now()))) throw new ConnectionNotFoundError(userId);
   }
 }
 

@@ -1,5 +1,5 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import { isDatabaseUnavailable } from './database-errors.js';
+import { isDatabaseUnavailable } from '../common/database-errors.js';
 
 /** At start the database may still be starting beside the service (docker compose): about a minute of patience. */
 export const SERVICE_CONNECT_ATTEMPTS = { attempts: 20, delayMs: 3_000 } as const;

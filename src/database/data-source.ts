@@ -1,7 +1,6 @@
 import type { DataSourceOptions } from 'typeorm';
 import { MIGRATIONS } from '../../migrations/index.js';
 import type { AppConfig } from '../config/app-config.js';
-import { ENTITIES } from './entities.js';
 import { createPGlitePoolClass } from './pglite-pool.js';
 
 /** Who holds the embedded database, as a refused second opener is told. */
@@ -12,14 +11,14 @@ export const EMBEDDED_OWNERS = {
 } as const;
 
 /**
- * The one data-source definition, used by the Nest app, the migration commands and the tests.
+ * The one data-source definition, used by the Nest app, the migration commands and the tests. It lists no entities:
+ * every statement is a repository's own SQL (src/entities.ts lists them for the migration generator).
  * With a DATABASE_URL it talks to a Postgres server through `pg`; without one it runs on embedded PGlite, which one
  * process at a time may open: `embeddedOwner` says who this one is when another is refused.
  */
 export function dataSourceOptions(config: Pick<AppConfig, 'database'>, embeddedOwner = 'another process'): DataSourceOptions {
   const common = {
     type: 'postgres' as const,
-    entities: ENTITIES,
     migrations: MIGRATIONS,
     migrationsTableName: 'migrations',
     synchronize: false,

@@ -1,6 +1,6 @@
 import { Check, Column, Entity, Index, JoinColumn, ManyToOne, OneToOne, PrimaryColumn } from 'typeorm';
 import type { JiraWebhookSubscription } from '../config/app-config.js';
-import { ConnectionEntity } from '../connections/connection.entity.js';
+import { ConnectionEntity } from '../connection-store/connection.entity.js';
 
 export type RegistrationStatus = 'active' | 'failing' | 'paused' | 'removed';
 

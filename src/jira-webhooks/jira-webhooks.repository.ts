@@ -3,7 +3,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, type EntityManager } from 'typeorm';
 import type { JiraWebhookSubscription } from '../config/app-config.js';
-import type { ConnectionStatus } from '../connections/connection.entity.js';
+import type { ConnectionStatus } from '../connection-store/connection.entity.js';
 import type { RegistrationStatus } from './jira-webhook.entities.js';
 
 /** A registration as the service keeps it; `jiraWebhookId` is null while registering it fails. */

@@ -3,7 +3,7 @@ import { Gauge, Registry } from 'prom-client';
 import { DataSource } from 'typeorm';
 import { Clock } from '../common/clock.js';
 import { consentedBefore } from './consent.policy.js';
-import { LifecycleRepository } from './lifecycle.repository.js';
+import { ConnectionsRepository } from '../connection-store/connections.repository.js';
 
 const DAY_MS = 86_400_000;
 /** How far ahead the gauge looks: what an operator plans for, whatever RECONSENT_WARNING_DAYS is. */
@@ -14,7 +14,7 @@ const RECONSENT_HORIZON_MS = 14 * DAY_MS;
 export class LifecycleMetrics {
   private readonly logger = new Logger(LifecycleMetrics.name);
 
-  constructor(registry: Registry, dataSource: DataSource, repository: LifecycleRepository, clock: Clock) {
+  constructor(registry: Registry, dataSource: DataSource, repository: ConnectionsRepository, clock: Clock) {
     const logger = this.logger;
     new Gauge({
       name: 'atlassian_connections_reconsent_due',

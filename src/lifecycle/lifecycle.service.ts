@@ -2,9 +2,9 @@ import { Injectable, Logger } from '@nestjs/common';
 import { DataSource, type EntityManager } from 'typeorm';
 import { Clock } from '../common/clock.js';
 import { AppConfig } from '../config/app-config.js';
-import { OutboxRepository } from '../webhooks/outbox.repository.js';
+import type { OutboxEvent } from '../webhooks/outbox.repository.js';
 import { consentedBefore, consentExpiresAt } from './consent.policy.js';
-import { LifecycleRepository, type ReconsentDue, type ScopesOutdated } from './lifecycle.repository.js';
+import { ConnectionsRepository, type ReconsentDue, type ScopesOutdated } from '../connection-store/connections.repository.js';
 import { missingScopes } from './scopes.js';
 
 /** Connections marked and told per transaction: small enough to hold few row locks for long. */
@@ -28,8 +28,7 @@ export class LifecycleService {
 
   constructor(
     private readonly dataSource: DataSource,
-    private readonly repository: LifecycleRepository,
-    private readonly outbox: OutboxRepository,
+    private readonly repository: ConnectionsRepository,
     private readonly config: AppConfig,
     private readonly clock: Clock,
   ) {}
@@ -37,15 +36,15 @@ export class LifecycleService {
   /** Tells about every connection that is due, in batches, each batch in its own transaction. */
   async sendDueEvents(): Promise<LifecycleReport> {
     const now = this.clock.now();
-    const reconsentDue = await this.inBatches((manager) => this.tellReconsentDue(manager, now, BATCH));
-    const scopesOutdated = await this.inBatches((manager) => this.tellScopesOutdated(manager, now, BATCH));
+    const reconsentDue = await inBatches(() => this.repository.tellReconsentDue(this.warnedBefore(now), BATCH, now, reconsentDueEvent));
+    const scopesOutdated = await inBatches(() => this.repository.tellScopesOutdated(BATCH, now, scopesOutdatedEvent));
     return { reconsentDue, scopesOutdated };
   }
 
   /** The same checks for one connection just consented to, in the consent's own transaction. */
   async checkConnection(manager: EntityManager, connectionId: string, now: Date): Promise<void> {
-    await this.tellReconsentDue(manager, now, 1, connectionId);
-    await this.tellScopesOutdated(manager, now, 1, connectionId);
+    await this.repository.tellReconsentDue(this.warnedBefore(now), 1, now, reconsentDueEvent, { manager, connectionId });
+    await this.repository.tellScopesOutdated(1, now, scopesOutdatedEvent, { manager, connectionId });
   }
 
   /**
@@ -54,13 +53,7 @@ export class LifecycleService {
    */
   async recomputeMissingScopes(): Promise<number> {
     const configured = this.config.atlassian.scopes;
-    const changed = await this.dataSource.transaction(async (manager) => {
-      const sets = await this.repository.grantedScopeSets(manager);
-      return this.repository.storeMissingScopes(
-        manager,
-        sets.map((granted) => ({ granted, missing: missingScopes(configured, granted) })),
-      );
-    });
+    const changed = await this.repository.recomputeMissingScopes((granted) => missingScopes(configured, granted));
     if (changed > 0)
       this.logger.log(`Missing scopes changed for ${changed} connections against ATLASSIAN_SCOPES "${configured.join(' ')}"`);
     return changed;
@@ -74,40 +67,35 @@ export class LifecycleService {
     return this.repository.findMissingScopes(this.dataSource.manager, userId);
   }
 
-  private async inBatches(batch: (manager: EntityManager) => Promise<number>): Promise<number> {
-    let total = 0;
-    for (;;) {
-      const told = await this.dataSource.transaction(batch);
-      total += told;
-      if (told < BATCH) return total;
-    }
-  }
-
   /** Less than RECONSENT_WARNING_DAYS left: the consent ends before now + the warning. */
-  private async tellReconsentDue(manager: EntityManager, now: Date, limit: number, connectionId?: string): Promise<number> {
-    const warnedBefore = consentedBefore(new Date(now.getTime() + this.config.lifecycle.reconsentWarningMs));
-    const due: ReconsentDue[] = await this.repository.markReconsentDue(manager, warnedBefore, limit, connectionId);
-    for (const connection of due) {
-      const data = {
-        atlassianAccountId: connection.atlassianAccountId,
-        consentedAt: connection.consentedAt.toISOString(),
-        consentExpiresAt: consentExpiresAt(connection.consentedAt).toISOString(),
-      };
-      await this.outbox.enqueue(manager, { type: 'connection.reconsent_due', userId: connection.userId, data }, now);
-    }
-    return due.length;
+  private warnedBefore(now: Date): Date {
+    return consentedBefore(new Date(now.getTime() + this.config.lifecycle.reconsentWarningMs));
   }
+}
 
-  private async tellScopesOutdated(manager: EntityManager, now: Date, limit: number, connectionId?: string): Promise<number> {
-    const outdated: ScopesOutdated[] = await this.repository.markScopesOutdated(manager, limit, connectionId);
-    for (const connection of outdated) {
-      const data = {
-        atlassianAccountId: connection.atlassianAccountId,
-        consentedAt: connection.consentedAt.toISOString(),
-        missingScopes: connection.missingScopes,
-      };
-      await this.outbox.enqueue(manager, { type: 'connection.scopes_outdated', userId: connection.userId, data }, now);
-    }
-    return outdated.length;
+async function inBatches(batch: () => Promise<number>): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const told = await batch();
+    total += told;
+    if (told < BATCH) return total;
   }
+}
+
+function reconsentDueEvent(connection: ReconsentDue): OutboxEvent {
+  const data = {
+    atlassianAccountId: connection.atlassianAccountId,
+    consentedAt: connection.consentedAt.toISOString(),
+    consentExpiresAt: consentExpiresAt(connection.consentedAt).toISOString(),
+  };
+  return { type: 'connection.reconsent_due', userId: connection.userId, data };
+}
+
+function scopesOutdatedEvent(connection: ScopesOutdated): OutboxEvent {
+  const data = {
+    atlassianAccountId: connection.atlassianAccountId,
+    consentedAt: connection.consentedAt.toISOString(),
+    missingScopes: connection.missingScopes,
+  };
+  return { type: 'connection.scopes_outdated', userId: connection.userId, data };
 }

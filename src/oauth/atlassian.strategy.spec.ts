@@ -27,12 +27,7 @@ function startFor(env: Record<string, string>, state = 'the-state') {
     },
   };
   const secrets = { secret: () => BROWSER };
-  const store = new OAuthStateStore(
-    tickets as unknown as ConnectTicketsService,
-    states as unknown as OAuthStatesService,
-    secrets,
-    config,
-  );
+  const store = new OAuthStateStore(tickets as unknown as ConnectTicketsService, states as unknown as OAuthStatesService, secrets, config);
   const strategy = new AtlassianStrategy(config, store, {} as CallbackService, {} as AtlassianClient);
   return { issued, start: (query: Record<string, string>) => start(strategy, query) };
 }

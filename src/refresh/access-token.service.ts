@@ -1,25 +1,18 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { Clock } from '../common/clock.js';
 import { ConnectionNotFoundError, DomainError, ReauthRequiredError } from '../common/errors.js';
-import { connectionTokenContext } from '../connections/connection-token-context.js';
+import { connectionTokenContext } from '../connection-store/connection-token-context.js';
 import { TokenCipher, TokenDecryptionError } from '../crypto/token-cipher.js';
 import { shortId } from '../logging/redact.js';
-import { StatementBatcher } from '../database/statement-batcher.js';
 import type { AccessTokenResponseDto } from './access-token.dto.js';
 import { REFRESH_POLICY } from './refresh.policy.js';
 import { RefreshMetrics } from './refresh.metrics.js';
-import { RefreshRepository, type TokenState } from './refresh.repository.js';
+import { ConnectionsRepository, type TokenState } from '../connection-store/connections.repository.js';
 import { RefreshService, type OnDemandOutcome } from './refresh.service.js';
 
 /** A token closer to its expiry than this is not handed out even when refreshing failed: the caller could not use it. */
 const STILL_USABLE_MS = 10_000;
 const DEFAULT_RETRY_AFTER_SECONDS = 5;
-/**
- * Every call as a user reads its token here (the API's route, the proxy, the example route): concurrent reads share
- * statements, up to this many users each, one statement at a time, as the stored-site reads do.
- */
-const READ_BATCH = 64;
-const READ_FLUSHES = 1;
 
 export interface AccessTokenOptions {
   /** Refresh now: Atlassian refused the caller's token before its expiresAt. */
@@ -33,24 +26,14 @@ export interface AccessTokenOptions {
 @Injectable()
 export class AccessTokenService {
   private readonly logger = new Logger(AccessTokenService.name);
-  private readonly reads: StatementBatcher<string, TokenState | undefined>;
 
   constructor(
-    private readonly repository: RefreshRepository,
+    private readonly repository: ConnectionsRepository,
     private readonly refresh: RefreshService,
     private readonly cipher: TokenCipher,
     private readonly clock: Clock,
     private readonly metrics: RefreshMetrics,
-  ) {
-    this.reads = new StatementBatcher(
-      async (userIds) => {
-        const found = await this.repository.findTokenStates(userIds);
-        return userIds.map((userId) => found.get(userId));
-      },
-      READ_BATCH,
-      READ_FLUSHES,
-    );
-  }
+  ) {}
 
   async accessToken(userId: string, minValiditySeconds: number, options: AccessTokenOptions = {}): Promise<AccessTokenResponseDto> {
     const forced = options.forceRefresh === true;
@@ -66,7 +49,8 @@ export class AccessTokenService {
   }
 
   private async read(userId: string): Promise<TokenState> {
-    const state = await this.reads.submit(userId);
+    // Every call as a user reads its token here (the API's route, the proxy, the example route).
+    const state = await this.repository.findTokenState(userId);
     if (!state) throw new ConnectionNotFoundError(userId);
     if (state.status === 'reauth_required') throw new ReauthRequiredError(userId);
     return state;

@@ -1,8 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { Clock } from '../common/clock.js';
-import type { ConnectionStatus } from '../connections/connection.entity.js';
+import type { ConnectionStatus } from '../connection-store/connection.entity.js';
 import { REFRESH_POLICY } from './refresh.policy.js';
-import { RefreshRepository, type UnresolvedRefresh } from './refresh.repository.js';
+import { ConnectionsRepository, type UnresolvedRefresh } from '../connection-store/connections.repository.js';
 
 /** How the connections are doing at one moment, for an operator. */
 export interface RefreshStatusSnapshot {
@@ -23,7 +23,7 @@ export interface RefreshStatusSnapshot {
 @Injectable()
 export class RefreshStatusService {
   constructor(
-    private readonly repository: RefreshRepository,
+    private readonly repository: ConnectionsRepository,
     private readonly clock: Clock,
   ) {}
 

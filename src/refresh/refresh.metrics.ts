@@ -3,9 +3,9 @@ import { Injectable, Logger } from '@nestjs/common';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { Clock } from '../common/clock.js';
 import { AppConfig } from '../config/app-config.js';
-import type { ConnectionStatus } from '../connections/connection.entity.js';
+import type { ConnectionStatus } from '../connection-store/connection.entity.js';
 import { DECRYPTION_FAILURES, type DecryptionFailure } from '../crypto/token-cipher.js';
-import { RefreshRepository, type ConnectionCounts } from './refresh.repository.js';
+import { ConnectionsRepository, type ConnectionCounts } from '../connection-store/connections.repository.js';
 
 const STATUSES: readonly ConnectionStatus[] = ['active', 'refresh_failing', 'reauth_required'];
 /** Counting connections scans the table: a scrape reuses a count younger than this. */
@@ -28,7 +28,7 @@ export class RefreshMetrics {
 
   constructor(
     registry: Registry,
-    private readonly repository: RefreshRepository,
+    private readonly repository: ConnectionsRepository,
     private readonly clock: Clock,
     private readonly config: AppConfig,
   ) {

@@ -5,16 +5,16 @@ import { AccessTokenService } from './access-token.service.js';
 import { TokenEndpointOutage } from './outage.js';
 import { RefreshHealthIndicator } from './refresh.health.js';
 import { RefreshMetrics } from './refresh.metrics.js';
-import { RefreshRepository } from './refresh.repository.js';
+import { ConnectionStoreModule } from '../connection-store/connection-store.module.js';
 import { RefreshScheduler } from './refresh.scheduler.js';
 import { RefreshService } from './refresh.service.js';
 import { MathRandomSource, RandomSource, Sleeper, TimerSleeper } from './timing.js';
 
 /** Keeps every connection's tokens fresh (the scheduled job) and hands out access tokens on demand. */
 @Module({
+  imports: [ConnectionStoreModule],
   controllers: [AccessTokenController],
   providers: [
-    RefreshRepository,
     RefreshService,
     AccessTokenService,
     RefreshScheduler,

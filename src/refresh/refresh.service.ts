@@ -7,7 +7,7 @@ import { AtlassianError } from '../atlassian/atlassian.errors.js';
 import type { TokenSet } from '../atlassian/atlassian.types.js';
 import { Clock } from '../common/clock.js';
 import { AppConfig } from '../config/app-config.js';
-import { connectionTokenContext } from '../connections/connection-token-context.js';
+import { connectionTokenContext } from '../connection-store/connection-token-context.js';
 import { TokenCipher, TokenDecryptionError } from '../crypto/token-cipher.js';
 import { consentEnd } from '../lifecycle/consent.policy.js';
 import { missingScopes } from '../lifecycle/scopes.js';
@@ -17,14 +17,12 @@ import { TokenEndpointOutage } from './outage.js';
 import { RefreshMetrics } from './refresh.metrics.js';
 import { answerMayBeLost, nextRefreshAt, REFRESH_POLICY, retryAt } from './refresh.policy.js';
 import {
-  RefreshRepository,
+  ConnectionsRepository,
   type ClaimedConnection,
   type LeaseRequest,
-  type RefreshedWrite,
   type TokenState,
-} from './refresh.repository.js';
+} from '../connection-store/connections.repository.js';
 import { RandomSource, Sleeper } from './timing.js';
-import { StatementBatcher } from '../database/statement-batcher.js';
 
 /** How one claimed connection ended. */
 export type RefreshOutcome =
@@ -87,9 +85,6 @@ const COUNT_BY_OUTCOME: Record<RefreshOutcome['kind'], keyof Counts> = {
 };
 
 const MAX_ERROR_LENGTH = 500;
-/** New token pairs stored together in one statement under load, and how many such statements run at once. */
-const SAVE_BATCH = 256;
-const SAVE_FLUSHES = 4;
 
 /**
  * The refresh rules (SPEC "Refresh behaviour"). A connection is refreshed only under a lease claimed in the
@@ -108,10 +103,9 @@ export class RefreshService implements BeforeApplicationShutdown {
   private cycle: Promise<RefreshCycleReport> | null = null;
   private stopping = false;
   private rejection: CredentialsRejection | null = null;
-  private readonly saves: StatementBatcher<RefreshedWrite, boolean>;
 
   constructor(
-    private readonly repository: RefreshRepository,
+    private readonly repository: ConnectionsRepository,
     private readonly atlassian: AtlassianClient,
     private readonly cipher: TokenCipher,
     private readonly config: AppConfig,
@@ -121,14 +115,6 @@ export class RefreshService implements BeforeApplicationShutdown {
     private readonly sleeper: Sleeper,
     private readonly outage: TokenEndpointOutage,
   ) {
-    this.saves = new StatementBatcher(
-      async (writes) => {
-        const saved = await this.repository.saveRefreshed(writes);
-        return writes.map((write) => saved.has(write.claim.id));
-      },
-      SAVE_BATCH,
-      SAVE_FLUSHES,
-    );
     this.metrics.initOutcomes(Object.keys(COUNT_BY_OUTCOME));
   }
 
@@ -389,7 +375,7 @@ export class RefreshService implements BeforeApplicationShutdown {
       claim.status === 'refresh_failing'
         ? [{ type: 'connection.recovered', userId: claim.userId, data: { atlassianAccountId: claim.atlassianAccountId } }]
         : [];
-    const saved = await this.saves.submit({
+    const saved = await this.repository.saveOneRefreshed({
       claim,
       tokens: {
         accessToken: this.cipher.seal(tokens.accessToken, connectionTokenContext(claim.id, 'access_token')),

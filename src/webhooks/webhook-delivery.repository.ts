@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
+import { runStatement } from '../database/run-statement.js';
 import type { WebhookEventType } from './webhook-event.entity.js';
 
 /** An event this dispatcher holds: invisible to other replicas until `leaseUntil`. */
@@ -98,14 +99,7 @@ export class WebhookDeliveryRepository {
     return { pending: Number(rows[0].pending), dead: Number(rows[0].dead), oldestPendingAt: rows[0].oldest };
   }
 
-  /** Rows the same way on `pg` and on embedded PGlite (their raw answers to UPDATE … RETURNING differ). */
   private async run<T = unknown>(sql: string, params: unknown[]): Promise<T[]> {
-    const runner = this.dataSource.createQueryRunner();
-    try {
-      const result = await runner.query(sql, params, true);
-      return (result.records ?? []) as T[];
-    } finally {
-      await runner.release();
-    }
+    return (await runStatement<T>(this.dataSource, sql, params)).rows;
   }
 }

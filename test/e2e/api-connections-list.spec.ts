@@ -1,7 +1,7 @@
 import { randomBytes, randomInt } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { DataSource } from 'typeorm';
-import type { ConnectionStatus } from '../../src/connections/connection.entity.js';
+import type { ConnectionStatus } from '../../src/connection-store/connection.entity.js';
 import { TokenCipher } from '../../src/crypto/token-cipher.js';
 import { callApi, errorOf } from '../utils/api.js';
 import { startTestApp, type TestApp } from '../utils/app.js';

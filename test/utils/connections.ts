@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { DataSource } from 'typeorm';
 import { Clock } from '../../src/common/clock.js';
 import { SANDBOX_CREDENTIALS } from '../../src/config/app-config.js';
-import type { ConnectionStatus } from '../../src/connections/connection.entity.js';
+import type { ConnectionStatus } from '../../src/connection-store/connection.entity.js';
 import type { TokenCipher } from '../../src/crypto/token-cipher.js';
 import { SandboxIdentityProvider, type Sleep } from '../../src/sandbox/sandbox.idp.js';
 import type { SandboxSettings } from '../../src/sandbox/sandbox.options.js';

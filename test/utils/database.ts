@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe } from '@jest/globals';
 import pg from 'pg';
-import { DataSource } from 'typeorm';
+import { DataSource, type DataSourceOptions } from 'typeorm';
 import { dataSourceOptions } from '../../src/database/data-source.js';
 import { runMigrations } from '../../src/database/migrator.js';
 
@@ -57,9 +57,15 @@ export interface OpenedDatabase {
 }
 
 /** A migrated database on the given driver: a fresh server database, or an in-memory PGlite. */
-export async function openMigratedDatabase(driver: Driver, options: { migrate?: boolean } = {}): Promise<OpenedDatabase> {
+export async function openMigratedDatabase(
+  driver: Driver,
+  options: { migrate?: boolean; entities?: DataSourceOptions['entities'] } = {},
+): Promise<OpenedDatabase> {
   const database = driver === 'postgres' ? await createTestDatabase() : undefined;
-  const dataSource = new DataSource(dataSourceOptions({ database: { url: database?.url, pgliteDir: '', migrationsRun: false } }));
+  const dataSource = new DataSource({
+    ...dataSourceOptions({ database: { url: database?.url, pgliteDir: '', migrationsRun: false } }),
+    ...(options.entities ? { entities: options.entities } : {}),
+  });
   await dataSource.initialize();
   if (options.migrate !== false) await runMigrations(dataSource);
   return {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
-import type { ConnectionStatus } from '../../../src/connections/connection.entity.js';
+import type { ConnectionStatus } from '../../../src/connection-store/connection.entity.js';
 import { expectJson, jsonBody, metricValue, parseMetrics, request, type ErrorBody, type MetricSample } from './http.js';
 import { ClientLoad, type AccessToken, type LoadOptions } from './load.js';
 import { createDatabase, dropDatabase, type ThrowawayCluster } from './postgres.js';

@@ -1,7 +1,8 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { DataSource, type EntityManager } from 'typeorm';
-import { ConnectionsRepository, type ResealedTokens, type StoredTokens } from '../../../src/connections/connections.repository.js';
+import { ConnectionsRepository, type ResealedTokens, type StoredTokens } from '../../../src/connection-store/connections.repository.js';
+import { OutboxRepository } from '../../../src/webhooks/outbox.repository.js';
 import { TokenKeyRotationService } from '../../../src/connections/token-key-rotation.service.js';
 import type { AppConfig, EncryptionKey } from '../../../src/config/app-config.js';
 import { dataSourceOptions } from '../../../src/database/data-source.js';
@@ -95,7 +96,7 @@ describe.each(drivers)('key rotation writes on %s', (driver) => {
       db.dataSource,
       ids.map((id) => ({ id, expected: expected.get(id)!, access: cipher(A), refresh: cipher(A) })),
     );
-    const repository = new ConnectionsRepository();
+    const repository = new ConnectionsRepository(db.dataSource, new OutboxRepository());
     const rotating = cipher(B, A);
 
     const read = await repository.findStaleTokensAfter(db.dataSource.manager, 'B', null, 10);
@@ -128,11 +129,21 @@ describe.each(drivers)('key rotation writes on %s', (driver) => {
         return super.replaceTokensIfUnchanged(manager, batch);
       }
     }
-    const interrupted = new TokenKeyRotationService(db.dataSource, new FailsOnThirdBatch(), cipher(B, A), 5);
+    const interrupted = new TokenKeyRotationService(
+      db.dataSource,
+      new FailsOnThirdBatch(db.dataSource, new OutboxRepository()),
+      cipher(B, A),
+      5,
+    );
     await expect(interrupted.rotate(() => undefined)).rejects.toThrow('connection lost');
     expect((await interrupted.preview()).connections).toBe(15);
 
-    const report = await new TokenKeyRotationService(db.dataSource, new ConnectionsRepository(), cipher(B, A), 5).rotate(() => undefined);
+    const report = await new TokenKeyRotationService(
+      db.dataSource,
+      new ConnectionsRepository(db.dataSource, new OutboxRepository()),
+      cipher(B, A),
+      5,
+    ).rotate(() => undefined);
     expect(report).toMatchObject({ connectionsRewritten: 15, tokensRewritten: 30, remaining: { connections: 0 } });
     await expectAllOpenUnderBOnly(db.dataSource, expected);
   });
@@ -192,9 +203,11 @@ describePostgres('rotate-keys on 10,000 connections while the service writes', (
       }
     })();
     const progress: number[] = [];
-    const report = await new TokenKeyRotationService(db.dataSource, new ServiceWritesMidBatch(), cipher(B, A)).rotate((p) =>
-      progress.push(p.batch),
-    );
+    const report = await new TokenKeyRotationService(
+      db.dataSource,
+      new ServiceWritesMidBatch(db.dataSource, new OutboxRepository()),
+      cipher(B, A),
+    ).rotate((p) => progress.push(p.batch));
     rotating = false;
     await writer;
 

@@ -4,10 +4,9 @@ import type { AtlassianApi } from '../../../src/product-calls/atlassian-api.serv
 import type { AccessibleResource } from '../../../src/atlassian/atlassian.types.js';
 import { loadConfig } from '../../../src/config/app-config.js';
 import { AccessibleResourcesService } from '../../../src/connections/accessible-resources.service.js';
-import { ConnectionsRepository } from '../../../src/connections/connections.repository.js';
+import { ConnectionsRepository } from '../../../src/connection-store/connections.repository.js';
 import { ConnectionsService, type NewConnection } from '../../../src/connections/connections.service.js';
 import { TokenCipher } from '../../../src/crypto/token-cipher.js';
-import { LifecycleRepository } from '../../../src/lifecycle/lifecycle.repository.js';
 import { LifecycleService } from '../../../src/lifecycle/lifecycle.service.js';
 import { JiraWebhooksRepository } from '../../../src/jira-webhooks/jira-webhooks.repository.js';
 import { OutboxRepository } from '../../../src/webhooks/outbox.repository.js';
@@ -33,7 +32,7 @@ function consent(userId: string, resources: AccessibleResource[]): NewConnection
 describe.each(drivers)('AccessibleResourcesService on %s', (driver) => {
   let db: OpenedDatabase;
   const clock = new ManualClock();
-  const repository = new ConnectionsRepository();
+  let repository: ConnectionsRepository;
   let connections: ConnectionsService;
   /** What the fake Atlassian lists next, and what happens while it is being asked. */
   let listed: AccessibleResource[] = [];
@@ -48,15 +47,14 @@ describe.each(drivers)('AccessibleResourcesService on %s', (driver) => {
 
   beforeAll(async () => {
     db = await openMigratedDatabase(driver);
+    repository = new ConnectionsRepository(db.dataSource, new OutboxRepository());
     const config = loadConfig({ TOKEN_ENCRYPTION_KEYS: `k1:${randomBytes(32).toString('base64')}` });
     connections = new ConnectionsService(
-      db.dataSource,
       repository,
-      new OutboxRepository(),
       new TokenCipher(config),
       clock,
       config,
-      new LifecycleService(db.dataSource, new LifecycleRepository(), new OutboxRepository(), config, clock),
+      new LifecycleService(db.dataSource, new ConnectionsRepository(db.dataSource, new OutboxRepository()), config, clock),
       new JiraWebhooksRepository(db.dataSource),
     );
   });
@@ -67,7 +65,7 @@ describe.each(drivers)('AccessibleResourcesService on %s', (driver) => {
   });
 
   function service(): AccessibleResourcesService {
-    return new AccessibleResourcesService(db.dataSource, repository, atlassian, clock);
+    return new AccessibleResourcesService(repository, atlassian, clock);
   }
 
   it('replaces the stored sites with what Atlassian lists and answers the difference', async () => {
@@ -120,8 +118,8 @@ describe.each(drivers)('AccessibleResourcesService on %s', (driver) => {
         statements.push([...args[1]]);
         return super.findResources(...args);
       }
-    })();
-    const reader = new AccessibleResourcesService(db.dataSource, counting, atlassian, clock);
+    })(db.dataSource, new OutboxRepository());
+    const reader = new AccessibleResourcesService(counting, atlassian, clock);
 
     const asked = [...users, 'nobody-1', 'nobody-2'];
     const answers = await Promise.all(

@@ -3,10 +3,9 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/glo
 import type { AccessibleResource } from '../../../src/atlassian/atlassian.types.js';
 import type { Clock } from '../../../src/common/clock.js';
 import { loadConfig } from '../../../src/config/app-config.js';
-import { ConnectionsRepository } from '../../../src/connections/connections.repository.js';
+import { ConnectionsRepository } from '../../../src/connection-store/connections.repository.js';
 import { ConnectionsService } from '../../../src/connections/connections.service.js';
 import { TokenCipher } from '../../../src/crypto/token-cipher.js';
-import { LifecycleRepository } from '../../../src/lifecycle/lifecycle.repository.js';
 import { LifecycleService } from '../../../src/lifecycle/lifecycle.service.js';
 import { JiraWebhooksRepository } from '../../../src/jira-webhooks/jira-webhooks.repository.js';
 import { OutboxRepository } from '../../../src/webhooks/outbox.repository.js';
@@ -20,11 +19,12 @@ function site(id: string, name: string, scopes = ['read:jira-work']): Accessible
 
 describe.each(drivers)('ConnectionsRepository reads and deletes on %s', (driver) => {
   let db: OpenedDatabase;
-  const repository = new ConnectionsRepository();
+  let repository: ConnectionsRepository;
   const clock: Clock = { now: () => T0 };
 
   beforeAll(async () => {
     db = await openMigratedDatabase(driver);
+    repository = new ConnectionsRepository(db.dataSource, new OutboxRepository());
   });
   afterAll(() => db?.close());
   beforeEach(() => db.dataSource.query(`TRUNCATE connections, webhook_outbox CASCADE`));
@@ -32,13 +32,11 @@ describe.each(drivers)('ConnectionsRepository reads and deletes on %s', (driver)
   async function connect(userId: string, resources: AccessibleResource[] = []): Promise<string> {
     const config = loadConfig({ TOKEN_ENCRYPTION_KEYS: `k1:${randomBytes(32).toString('base64')}` });
     const service = new ConnectionsService(
-      db.dataSource,
       repository,
-      new OutboxRepository(),
       new TokenCipher(config),
       clock,
       config,
-      new LifecycleService(db.dataSource, new LifecycleRepository(), new OutboxRepository(), config, clock),
+      new LifecycleService(db.dataSource, new ConnectionsRepository(db.dataSource, new OutboxRepository()), config, clock),
       new JiraWebhooksRepository(db.dataSource),
     );
     const stored = await service.storeConnected({
@@ -105,24 +103,11 @@ describe.each(drivers)('ConnectionsRepository reads and deletes on %s', (driver)
   });
 
   it('replaces the sites under the lock, keeps their history and the time they were read', async () => {
-    const id = await connect('changing', [site('c-1', 'acme'), site('c-2', 'umbrella')]);
+    await connect('changing', [site('c-1', 'acme'), site('c-2', 'umbrella')]);
     const later = new Date(T0.getTime() + 60_000);
-    await db.dataSource.transaction(async (manager) => {
-      const locked = await repository.lockResources(manager, 'changing');
-      expect({ ...locked, cloudIds: [...locked!.cloudIds].sort() }).toEqual({ connectionId: id, fetchedAt: T0, cloudIds: ['c-1', 'c-2'] });
-      await repository.replaceResources(manager, id, [site('c-2', 'umbrella'), site('c-3', 'initech')], later);
-      await repository.recordResourceChanges(
-        manager,
-        id,
-        [
-          { cloudId: 'c-3', change: 'added' },
-          { cloudId: 'c-1', change: 'removed' },
-        ],
-        later,
-      );
-      await repository.recordResourceChanges(manager, id, [], later);
-      await repository.markResourcesFetched(manager, id, later);
-    });
+    const result = await repository.storeFetchedResources('changing', [site('c-2', 'umbrella'), site('c-3', 'initech')], T0, later);
+    expect(result?.changes).toEqual({ added: ['c-3'], removed: ['c-1'] });
+    expect(result?.stored).toEqual((await repository.findResources(db.dataSource.manager, ['changing'])).get('changing'));
     const stored = (await repository.findResources(db.dataSource.manager, ['changing'])).get('changing');
     expect(stored?.fetchedAt).toEqual(later);
     expect(stored?.resources.map((r) => r.id)).toEqual(['c-3', 'c-2']);
@@ -130,6 +115,11 @@ describe.each(drivers)('ConnectionsRepository reads and deletes on %s', (driver)
       { cloud_id: 'c-1', change: 'removed', at: later },
       { cloud_id: 'c-3', change: 'added', at: later },
     ]);
+
+    // A read asked before the stored one was stored keeps the newer set.
+    const stale = await repository.storeFetchedResources('changing', [site('c-9', 'stale')], T0, new Date(later.getTime() + 1000));
+    expect(stale).toEqual({ stored, changes: { added: [], removed: [] } });
+    expect(await repository.storeFetchedResources('nobody', [], T0, later)).toBeUndefined();
   });
 
   it('tells whether a site is one of the user’s', async () => {
@@ -144,13 +134,18 @@ describe.each(drivers)('ConnectionsRepository reads and deletes on %s', (driver)
     ).toEqual([{ status: 'active', hasSite: true }, undefined, { status: 'active', hasSite: false }, { status: 'active', hasSite: true }]);
   });
 
-  it('deletes a connection with its sites and their history, answering its account', async () => {
-    const id = await connect('leaving', [site('c-1', 'acme')]);
-    await repository.recordResourceChanges(db.dataSource.manager, id, [{ cloudId: 'c-1', change: 'added' }], T0);
-    expect(await repository.deleteByUserId(db.dataSource.manager, 'leaving')).toEqual({ atlassianAccountId: '712020:leaving' });
+  it('deletes a connection with its sites and their history, and writes connection.deleted with it', async () => {
+    await connect('leaving', [site('c-1', 'acme')]);
+    await repository.storeFetchedResources('leaving', [site('c-2', 'initech')], T0, T0);
+    await db.dataSource.query(`TRUNCATE webhook_outbox`);
+    expect(await repository.deleteByUserId('leaving', T0)).toBe(true);
     for (const table of ['connections', 'accessible_resources', 'accessible_resource_changes']) {
       expect(await db.dataSource.query(`SELECT count(*)::int AS n FROM ${table}`)).toEqual([{ n: 0 }]);
     }
-    expect(await repository.deleteByUserId(db.dataSource.manager, 'leaving')).toBeUndefined();
+    const [event]: { type: string; body: string }[] = await db.dataSource.query(`SELECT type, body FROM webhook_outbox`);
+    expect(event.type).toBe('connection.deleted');
+    expect(JSON.parse(event.body)).toMatchObject({ userId: 'leaving', atlassianAccountId: '712020:leaving' });
+    expect(await repository.deleteByUserId('leaving', T0)).toBe(false);
+    expect(await db.dataSource.query(`SELECT count(*)::int AS n FROM webhook_outbox`)).toEqual([{ n: 1 }]);
   });
 });

@@ -3,12 +3,12 @@ import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import type { AccessibleResource } from '../../../src/atlassian/atlassian.types.js';
 import type { Clock } from '../../../src/common/clock.js';
 import { loadConfig } from '../../../src/config/app-config.js';
-import { ConnectionsRepository } from '../../../src/connections/connections.repository.js';
+import { ConnectionsRepository } from '../../../src/connection-store/connections.repository.js';
 import { ConnectionsService, type NewConnection } from '../../../src/connections/connections.service.js';
 import { TokenCipher } from '../../../src/crypto/token-cipher.js';
-import { LifecycleRepository } from '../../../src/lifecycle/lifecycle.repository.js';
 import { LifecycleService } from '../../../src/lifecycle/lifecycle.service.js';
 import { JiraWebhooksRepository } from '../../../src/jira-webhooks/jira-webhooks.repository.js';
+import { nextRefreshAt } from '../../../src/refresh/refresh.policy.js';
 import { OutboxRepository } from '../../../src/webhooks/outbox.repository.js';
 import { describePostgres, drivers, openMigratedDatabase, type OpenedDatabase } from '../../utils/database.js';
 
@@ -37,13 +37,11 @@ function setup(db: OpenedDatabase) {
   const config = loadConfig({ TOKEN_ENCRYPTION_KEYS: `k1:${randomBytes(32).toString('base64')}`, REFRESH_LEAD_SECONDS: '600' });
   const cipher = new TokenCipher(config);
   const service = new ConnectionsService(
-    db.dataSource,
-    new ConnectionsRepository(),
-    new OutboxRepository(),
+    new ConnectionsRepository(db.dataSource, new OutboxRepository()),
     cipher,
     clock,
     config,
-    new LifecycleService(db.dataSource, new LifecycleRepository(), new OutboxRepository(), config, clock),
+    new LifecycleService(db.dataSource, new ConnectionsRepository(db.dataSource, new OutboxRepository()), config, clock),
     new JiraWebhooksRepository(db.dataSource),
   );
   const row = async (userId: string): Promise<Record<string, unknown>> =>
@@ -58,7 +56,7 @@ function setup(db: OpenedDatabase) {
       { ciphertext: stored[`${column}_ciphertext`] as string, keyId: stored[`${column}_key_id`] as string },
       { table: 'connections', rowId: stored.id as string, column },
     );
-  return { service, row, sites, open, setNow: (at: Date) => (now = at) };
+  return { service, config, row, sites, open, setNow: (at: Date) => (now = at) };
 }
 
 describe.each(drivers)('ConnectionsService.storeConnected on %s', (driver) => {
@@ -121,11 +119,21 @@ describe.each(drivers)('ConnectionsService.storeConnected on %s', (driver) => {
     expect(events[0].body).not.toContain(input.accessToken);
   });
 
-  it('never schedules a refresh in the past for a token shorter-lived than the lead time', async () => {
-    const { service, row } = setup(db);
-    await service.storeConnected(consent('short-lived', { expiresInSeconds: 300 }));
-    expect((await row('short-lived')).due_at).toEqual(T0);
-  });
+  it.each([3600, 300, 20])(
+    'schedules the first refresh of a %i s token by the refresh policy, as a refresh would',
+    async (expiresInSeconds) => {
+      const { service, config, row } = setup(db);
+      await service.storeConnected(consent('due-by-policy', { expiresInSeconds }));
+      const expected = nextRefreshAt({
+        now: T0,
+        accessTokenExpiresAt: new Date(T0.getTime() + expiresInSeconds * 1000),
+        refreshTokenIssuedAt: T0,
+        leadSeconds: config.refresh.leadSeconds,
+      });
+      expect((await row('due-by-policy')).due_at).toEqual(expected);
+      expect(expected.getTime()).toBeGreaterThan(T0.getTime());
+    },
+  );
 
   it('replaces tokens, account and sites on reconnect, keeping the row, its id and the first-seen time of known sites', async () => {
     const { service, row, sites, open, setNow } = setup(db);

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from '@jest/globals';
 import { DataSource } from 'typeorm';
 import { MIGRATIONS } from '../../../migrations/index.js';
 import { dataSourceOptions } from '../../../src/database/data-source.js';
+import { ENTITIES } from '../../../src/entities.js';
 import { migrationsApplied, revertLastMigration, runMigrations } from '../../../src/database/migrator.js';
 import { createTestDatabase, describePostgres, drivers, openMigratedDatabase, type OpenedDatabase } from '../../utils/database.js';
 
@@ -100,7 +101,12 @@ describe.each(drivers)('migrations on %s', (driver) => {
   });
 
   it('leave the schema exactly as the entities describe it (nothing for migration:generate to add)', async () => {
-    db = await openMigratedDatabase(driver);
+    db = await openMigratedDatabase(driver, { entities: ENTITIES });
+    // Every table the migrations create is described by an entity the data source found.
+    const tables: { table_name: string }[] = await db.dataSource.query(
+      `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_name <> 'migrations' ORDER BY table_name`,
+    );
+    expect(db.dataSource.entityMetadatas.map((entity) => entity.tableName).sort()).toEqual(tables.map((t) => t.table_name));
     const pending = await db.dataSource.driver.createSchemaBuilder().log();
     expect(pending.upQueries.map((q) => q.query)).toEqual([]);
   });

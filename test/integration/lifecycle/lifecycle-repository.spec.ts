@@ -1,13 +1,15 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
-import { LifecycleRepository } from '../../../src/lifecycle/lifecycle.repository.js';
+import { ConnectionsRepository } from '../../../src/connection-store/connections.repository.js';
+import { OutboxRepository } from '../../../src/webhooks/outbox.repository.js';
 import { drivers, openMigratedDatabase, type OpenedDatabase } from '../../utils/database.js';
 
-describe.each(drivers)('LifecycleRepository on %s', (driver) => {
+describe.each(drivers)('ConnectionsRepository on %s', (driver) => {
   let db: OpenedDatabase;
-  const repository = new LifecycleRepository();
+  let repository: ConnectionsRepository;
 
   beforeAll(async () => {
     db = await openMigratedDatabase(driver);
+    repository = new ConnectionsRepository(db.dataSource, new OutboxRepository());
   }, 30_000);
   afterAll(() => db?.close());
   beforeEach(() => db.dataSource.query(`TRUNCATE connections, webhook_outbox CASCADE`));

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, beforeEach, expect, it } from '@jest/globals';
 import { DataSource, type EntityManager } from 'typeorm';
 import { loadConfig } from '../../../src/config/app-config.js';
 import { dataSourceOptions } from '../../../src/database/data-source.js';
-import { LifecycleRepository } from '../../../src/lifecycle/lifecycle.repository.js';
+import { ConnectionsRepository } from '../../../src/connection-store/connections.repository.js';
 import { LifecycleService } from '../../../src/lifecycle/lifecycle.service.js';
 import { OutboxRepository, type OutboxEvent } from '../../../src/webhooks/outbox.repository.js';
 import { ManualClock, outboxEvents } from '../../utils/connections.js';
@@ -59,7 +59,7 @@ describePostgres('re-consent and scope events across replicas', () => {
   });
 
   function service(dataSource: DataSource, outbox = new OutboxRepository()): LifecycleService {
-    return new LifecycleService(dataSource, new LifecycleRepository(), outbox, config, clock);
+    return new LifecycleService(dataSource, new ConnectionsRepository(dataSource, outbox), config, clock);
   }
 
   it('sends each event once per connection while every replica checks at once, again and again', async () => {

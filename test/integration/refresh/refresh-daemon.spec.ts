@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import type { AppConfig } from '../../../src/config/app-config.js';
 import { REFRESH_POLICY } from '../../../src/refresh/refresh.policy.js';
-import type { RefreshRepository } from '../../../src/refresh/refresh.repository.js';
+import type { ConnectionsRepository } from '../../../src/connection-store/connections.repository.js';
 import {
   ManualClock,
   outboxEvents,
@@ -159,15 +159,15 @@ describePostgres('the refresh daemon', () => {
 
   describe('crash between Atlassian answering and the write', () => {
     /** The process "dies" after the token endpoint answered: the write never reaches the database. */
-    function dyingOnce(repository: RefreshRepository): RefreshRepository {
+    function dyingOnce(repository: ConnectionsRepository): ConnectionsRepository {
       let died = false;
-      return Object.assign(Object.create(repository) as RefreshRepository, {
-        saveRefreshed: async (...args: Parameters<RefreshRepository['saveRefreshed']>) => {
+      return Object.assign(Object.create(repository) as ConnectionsRepository, {
+        saveOneRefreshed: async (...args: Parameters<ConnectionsRepository['saveOneRefreshed']>) => {
           if (!died) {
             died = true;
             throw new Error('connection terminated unexpectedly');
           }
-          return repository.saveRefreshed(...args);
+          return repository.saveOneRefreshed(...args);
         },
       });
     }

@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { TokenCipher } from '../../../src/crypto/token-cipher.js';
 import {
-  RefreshRepository,
+  ConnectionsRepository,
   type ClaimedConnection,
   type LeaseRequest,
   type RefreshedTokens,
   type RefreshedWrite,
-} from '../../../src/refresh/refresh.repository.js';
+} from '../../../src/connection-store/connections.repository.js';
 import { OutboxRepository } from '../../../src/webhooks/outbox.repository.js';
 import { ManualClock, outboxEvents, readConnection, seedConnections } from '../../utils/connections.js';
 import { drivers, openMigratedDatabase, type OpenedDatabase } from '../../utils/database.js';
@@ -15,15 +15,15 @@ import { refreshConfig, truncate } from './refresh-stack.js';
 const MINUTE = 60_000;
 const LEASE_MS = 90_000;
 
-describe.each(drivers)('RefreshRepository on %s', (driver) => {
+describe.each(drivers)('ConnectionsRepository on %s', (driver) => {
   let db: OpenedDatabase;
-  let repository: RefreshRepository;
+  let repository: ConnectionsRepository;
   const cipher = new TokenCipher(refreshConfig('http://127.0.0.1:9'));
   let clock: ManualClock;
 
   beforeAll(async () => {
     db = await openMigratedDatabase(driver);
-    repository = new RefreshRepository(db.dataSource, new OutboxRepository());
+    repository = new ConnectionsRepository(db.dataSource, new OutboxRepository());
   }, 30_000);
   afterAll(async () => {
     await db?.close();

@@ -9,7 +9,7 @@ import { dataSourceOptions } from '../../../src/database/data-source.js';
 import { AccessTokenService } from '../../../src/refresh/access-token.service.js';
 import { TokenEndpointOutage } from '../../../src/refresh/outage.js';
 import { RefreshMetrics } from '../../../src/refresh/refresh.metrics.js';
-import { RefreshRepository } from '../../../src/refresh/refresh.repository.js';
+import { ConnectionsRepository } from '../../../src/connection-store/connections.repository.js';
 import { RefreshService } from '../../../src/refresh/refresh.service.js';
 import { RandomSource, Sleeper, TimerSleeper } from '../../../src/refresh/timing.js';
 import { OutboxRepository } from '../../../src/webhooks/outbox.repository.js';
@@ -52,13 +52,13 @@ export interface RefreshStackOptions {
   readonly sleeper?: Sleeper;
   readonly atlassian?: AtlassianClient;
   /** Wraps the repository, e.g. to make a write fail as if the process died. */
-  readonly wrapRepository?: (repository: RefreshRepository) => RefreshRepository;
+  readonly wrapRepository?: (repository: ConnectionsRepository) => ConnectionsRepository;
 }
 
 /** One replica's refresh machinery, wired by hand the way RefreshModule wires it. */
 export interface RefreshStack {
   readonly dataSource: DataSource;
-  readonly repository: RefreshRepository;
+  readonly repository: ConnectionsRepository;
   readonly service: RefreshService;
   readonly accessTokens: AccessTokenService;
   readonly registry: Registry;
@@ -71,7 +71,7 @@ export async function refreshStack(options: RefreshStackOptions): Promise<Refres
   const dataSource =
     options.dataSource ??
     (await new DataSource(dataSourceOptions({ database: { url: options.databaseUrl, pgliteDir: '', migrationsRun: false } })).initialize());
-  const baseRepository = new RefreshRepository(dataSource, new OutboxRepository());
+  const baseRepository = new ConnectionsRepository(dataSource, new OutboxRepository());
   const repository = options.wrapRepository ? options.wrapRepository(baseRepository) : baseRepository;
   const cipher = new TokenCipher(options.config);
   const registry = new Registry();

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { TokenCipher } from '../../../src/crypto/token-cipher.js';
-import { RefreshRepository } from '../../../src/refresh/refresh.repository.js';
+import { ConnectionsRepository } from '../../../src/connection-store/connections.repository.js';
 import { RefreshStatusService } from '../../../src/refresh/refresh-status.service.js';
 import { OutboxRepository } from '../../../src/webhooks/outbox.repository.js';
 import { ManualClock, seedConnections } from '../../utils/connections.js';
@@ -22,7 +22,7 @@ describe.each(drivers)('RefreshStatusService on %s', (driver) => {
   beforeEach(async () => {
     await truncate(db.dataSource);
     clock = new ManualClock();
-    service = new RefreshStatusService(new RefreshRepository(db.dataSource, new OutboxRepository()), clock);
+    service = new RefreshStatusService(new ConnectionsRepository(db.dataSource, new OutboxRepository()), clock);
   });
 
   const minutesAgo = (minutes: number) => new Date(clock.now().getTime() - minutes * MINUTE);
