@@ -13,7 +13,7 @@
  * benchmark creates its own database there and drops it at the end.
  */
 import 'reflect-metadata';
-import { type ChildProcess, fork } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -21,11 +21,10 @@ import { Controller, HttpCode, Module, Post } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import autocannon from 'autocannon';
 import { SignJWT } from 'jose';
-import pg from 'pg';
 import { createApp } from '../src/app.factory.js';
 import { loadConfig } from '../src/config/app-config.js';
+import { admin, listenAndReport, scratchDatabase, SERVE_FLAG, serveAsBenchmarkChild, startServer, Tally, usage } from './bench-support.js';
 
-const SERVE_FLAG = '--serve';
 const CLIENT_SECRET = `bench-secret-${randomBytes(16).toString('hex')}`;
 const RECEIVER_PATH = '/atlassian/jira-webhooks';
 const SEED_CHUNK = 2_000;
@@ -43,52 +42,12 @@ class BareModule {}
 
 /** Child: the real service or the bare receiver; reports its port when listening, its CPU time on request. */
 async function serve(kind: string): Promise<void> {
-  process.once('SIGTERM', () => process.exit(0));
-  process.on('message', (message: string) => {
-    if (message !== 'cpu') return;
-    const { user, system } = process.cpuUsage();
-    process.send?.({ cpuMicros: user + system });
-  });
+  serveAsBenchmarkChild();
   const app =
     kind === 'bare'
       ? await NestFactory.create(BareModule, { logger: false })
       : await createApp({ config: loadConfig(process.env, { dataDir: '/nonexistent-bench-data' }) });
-  await app.listen(0, '127.0.0.1');
-  process.send?.({ port: (app.getHttpServer().address() as { port: number }).port });
-}
-
-async function startServer(kind: 'app' | 'bare', env: Record<string, string>): Promise<{ url: string; child: ChildProcess }> {
-  const child = fork(process.argv[1], [SERVE_FLAG, kind], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-  });
-  const port = await reply<{ port: number }>(child, 'port');
-  return { url: `http://127.0.0.1:${port.port}`, child };
-}
-
-function reply<T>(child: ChildProcess, field: string, send?: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const exited = (code: number | null) => reject(new Error(`a benchmark server exited with ${code}`));
-    const answer = (message: Record<string, unknown>) => {
-      if (!(field in message)) return;
-      child.off('message', answer);
-      child.off('exit', exited);
-      resolve(message as T);
-    };
-    child.on('message', answer);
-    child.once('exit', exited);
-    if (send) child.send(send);
-  });
-}
-
-async function admin<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
+  await listenAndReport(app);
 }
 
 interface SeededRegistration {
@@ -158,33 +117,6 @@ function delivery(registration: SeededRegistration): string {
   });
 }
 
-interface Measured {
-  readonly requestsPerSecond: number;
-  readonly p50Ms: number;
-  readonly p99Ms: number;
-  readonly requests: number;
-  readonly cpuMicrosPerRequest: number;
-}
-
-class Tally {
-  readonly latenciesMs: number[] = [];
-  failed = 0;
-  seconds = 0;
-  cpuMicros = 0;
-
-  result(): Measured {
-    const sorted = [...this.latenciesMs].sort((a, b) => a - b);
-    const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
-    return {
-      requestsPerSecond: sorted.length / this.seconds,
-      p50Ms: at(50),
-      p99Ms: at(99),
-      requests: sorted.length,
-      cpuMicrosPerRequest: this.cpuMicros / sorted.length,
-    };
-  }
-}
-
 interface Target {
   readonly label: string;
   readonly url: string;
@@ -198,7 +130,7 @@ async function turn(
   jwt: string,
   options: { connections: number; seconds: number },
 ): Promise<void> {
-  const before = await reply<{ cpuMicros: number }>(target.child, 'cpuMicros', 'cpu');
+  const before = await usage(target.child);
   const result = await new Promise<autocannon.Result>((resolve, reject) => {
     const instance = autocannon(
       {
@@ -220,7 +152,7 @@ async function turn(
           },
         ],
       },
-      (error: unknown, done: autocannon.Result) => (error ? reject(error) : resolve(done)),
+      (error: Error | null, done: autocannon.Result) => (error ? reject(error) : resolve(done)),
     );
     if (!tally) return;
     instance.on('response', (_client: unknown, statusCode: number, _bytes: number, responseTimeMs: number) => {
@@ -231,7 +163,7 @@ async function turn(
   if (tally) {
     tally.failed += result.errors + result.timeouts;
     tally.seconds += result.duration;
-    tally.cpuMicros += (await reply<{ cpuMicros: number }>(target.child, 'cpuMicros', 'cpu')).cpuMicros - before.cpuMicros;
+    tally.addUsage(before, await usage(target.child));
   }
 }
 
@@ -248,16 +180,11 @@ async function main(): Promise<void> {
   const users = Number(values.users);
   const options = { connections: Number(values.connections), seconds: Number(values.seconds) };
   const rounds = Number(values.rounds);
-  const adminUrl = process.env.BENCH_PG_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
-
-  const name = `ats_bench_webhooks_${randomBytes(3).toString('hex')}`;
-  await admin(adminUrl, (client) => client.query(`CREATE DATABASE "${name}"`));
-  const databaseUrl = new URL(adminUrl);
-  databaseUrl.pathname = `/${name}`;
+  const database = await scratchDatabase('webhooks');
   const servers: ChildProcess[] = [];
   try {
     const service = await startServer('app', {
-      DATABASE_URL: databaseUrl.toString(),
+      DATABASE_URL: database.url,
       ATLASSIAN_CLIENT_ID: 'bench-client',
       ATLASSIAN_CLIENT_SECRET: CLIENT_SECRET,
       ATLASSIAN_AUTH_URL: 'http://127.0.0.1:9',
@@ -268,7 +195,7 @@ async function main(): Promise<void> {
       LOG_LEVEL: values['log-level'],
     });
     servers.push(service.child);
-    const registrations = await seed(databaseUrl.toString(), users);
+    const registrations = await seed(database.url, users);
     const bare = await startServer('bare', {});
     servers.push(bare.child);
     const now = Math.floor(Date.now() / 1000);
@@ -284,7 +211,7 @@ async function main(): Promise<void> {
     ];
     for (const target of targets) await turn(target, undefined, registrations, jwt, { ...options, seconds: WARMUP_SECONDS });
     const tallies = targets.map(() => new Tally());
-    const before = await admin(databaseUrl.toString(), (client) =>
+    const before = await admin(database.url, (client) =>
       client.query<{ n: string }>(`SELECT count(*) AS n FROM webhook_outbox WHERE type = 'jira.event'`),
     );
     for (let round = 0; round < rounds; round++) {
@@ -294,7 +221,7 @@ async function main(): Promise<void> {
     const failed = tallies.map((tally) => tally.failed);
     if (failed.some((n) => n > 0)) throw new Error(`deliveries not answered 202: ${failed.join(' / ')}`);
     const [ours, bareResult] = tallies.map((tally) => tally.result());
-    const after = await admin(databaseUrl.toString(), (client) =>
+    const after = await admin(database.url, (client) =>
       client.query<{ n: string }>(`SELECT count(*) AS n FROM webhook_outbox WHERE type = 'jira.event'`),
     );
     // Deliveries still open when a turn's time is up are answered and written, but not counted by autocannon.
@@ -319,7 +246,7 @@ async function main(): Promise<void> {
   } finally {
     for (const server of servers) server.kill('SIGTERM');
     await new Promise((resolve) => setTimeout(resolve, 500));
-    await admin(adminUrl, (client) => client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
+    await database.drop();
   }
 }
 

@@ -86,7 +86,7 @@ async function askHolder(config: AppConfig, holder: EmbeddedLockHolder): Promise
         reads: client,
         location: `${describeDatabase(config)}, through the running service (pid ${service.pid})`,
         service,
-        close: async () => undefined,
+        close: () => Promise.resolve(),
       };
     } catch {
       if (Date.now() > deadline || findEmbeddedLockHolder(directory)?.pid !== holder.pid) break;
