@@ -19,7 +19,8 @@ export const USAGE = `usage: npm run cli -- <command>
   connections                      connections by status, refresh backlog, refreshes with no stored answer
   rotate-keys [--dry-run]          re-encrypt every token under the first key of TOKEN_ENCRYPTION_KEYS
   explain-callback '<url>' [--exchange]
-                                   what a callback URL carried and what became of its sign-in;
+                                   what a callback URL carried and what became of its sign-in
+                                   (run it with npm run -s, or npm prints the URL's code unmasked);
                                    --exchange also sends its code to Atlassian (this spends the code;
                                    the tokens are discarded)`;
 
