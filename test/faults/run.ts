@@ -7,8 +7,9 @@
  * Five independent deployments run side by side to fit the time budget:
  *   ratelimit  3 replicas, 30 users, the machine's PostgreSQL: scenario 7 (a minute-long pause), first and short, so it
  *              is over while the others are still setting up, before their timing-sensitive scenarios start
- *   jira       3 replicas, 20 users, the machine's PostgreSQL: scenario 8 (Jira webhooks living two minutes, a replica
- *              killed mid-extension)
+ *   jira       3 replicas, 20 users, a throwaway PostgreSQL cluster: scenario 8 (Jira webhooks living two minutes, a
+ *              replica killed mid-extension); not the machine's server, whose 100 connections the other lanes'
+ *              replicas (up to 20 each) already come close to
  *   outage     2 replicas, 200 users, a throwaway PostgreSQL cluster: scenario 4 (waits out the refresh backoff)
  *   main       3 replicas, 200 users, the machine's PostgreSQL (a fresh database): scenarios 1, 2, 5, 6 in turn
  *   pgrestart  2 replicas, 100 users, another throwaway cluster that scenario 3 restarts
@@ -65,7 +66,7 @@ const LANES: Lane[] = [
   },
   {
     name: 'jira',
-    postgres: 'shared',
+    postgres: 'throwaway',
     replicas: 3,
     users: 20,
     load: { workers: 2, callsPerSecond: 4 },
