@@ -35,7 +35,7 @@ import {
   type Measured,
   reply,
   scratchDatabase,
-  SERVE_FLAG,
+  runBenchmarkScript,
   serveAsBenchmarkChild,
   startServer,
   Tally,
@@ -373,17 +373,4 @@ async function main(): Promise<void> {
   }
 }
 
-if (process.argv[2] === SERVE_FLAG) {
-  serve(process.argv[3]).catch((error: unknown) => {
-    process.stderr.write(`Benchmark server failed: ${(error as Error).stack ?? String(error)}\n`);
-    process.exit(1);
-  });
-} else {
-  main().then(
-    () => process.exit(0),
-    (error: unknown) => {
-      process.stderr.write(`Benchmark failed: ${(error as Error).stack ?? String(error)}\n`);
-      process.exit(1);
-    },
-  );
-}
+runBenchmarkScript(main, serve);

@@ -159,3 +159,12 @@ export class Tally {
     };
   }
 }
+
+/** A benchmark script's entry: a server child (`<script> --serve <kind>`) or the benchmark itself; a failure exits 1. */
+export function runBenchmarkScript(main: () => Promise<void>, serve: (kind: string) => Promise<void>): void {
+  const run = process.argv[2] === SERVE_FLAG ? serve(process.argv[3]) : main().then(() => process.exit(0));
+  run.catch((error: unknown) => {
+    process.stderr.write(`Benchmark failed: ${error instanceof Error ? (error.stack ?? error.message) : JSON.stringify(error)}\n`);
+    process.exit(1);
+  });
+}

@@ -23,7 +23,16 @@ import autocannon from 'autocannon';
 import { SignJWT } from 'jose';
 import { createApp } from '../src/app.factory.js';
 import { loadConfig } from '../src/config/app-config.js';
-import { admin, listenAndReport, scratchDatabase, SERVE_FLAG, serveAsBenchmarkChild, startServer, Tally, usage } from './bench-support.js';
+import {
+  admin,
+  listenAndReport,
+  scratchDatabase,
+  runBenchmarkScript,
+  serveAsBenchmarkChild,
+  startServer,
+  Tally,
+  usage,
+} from './bench-support.js';
 
 const CLIENT_SECRET = `bench-secret-${randomBytes(16).toString('hex')}`;
 const RECEIVER_PATH = '/atlassian/jira-webhooks';
@@ -245,16 +254,8 @@ async function main(): Promise<void> {
     if (written < ours.requests) throw new Error(`${ours.requests} deliveries answered 202 but only ${written} jira.event events written`);
   } finally {
     for (const server of servers) server.kill('SIGTERM');
-    await new Promise((resolve) => setTimeout(resolve, 500));
     await database.drop();
   }
 }
 
-if (process.argv[2] === SERVE_FLAG) {
-  void serve(process.argv[3]);
-} else {
-  main().catch((error: unknown) => {
-    console.error(error);
-    process.exit(1);
-  });
-}
+runBenchmarkScript(main, serve);
