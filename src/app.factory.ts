@@ -5,7 +5,9 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import cookieParser from 'cookie-parser';
 import express, { type Request } from 'express';
 import { setupApiDocs } from './api/api-docs.js';
+import { ApiKeyGuard } from './api/api-key.guard.js';
 import { apiBodiesAreJson, isApiPath, securityHeaders } from './api/api-routes.js';
+import { paceRequestsWithoutKey, RefusalPacer } from './api/refusal-pacer.js';
 import { explainRefusedRequests } from './api/refused-requests.js';
 import { AppModule } from './app.module.js';
 import { ApiErrorFilter } from './common/error.filter.js';
@@ -44,6 +46,8 @@ export async function createApp(options: CoreOptions, logger?: AppLogger): Promi
   // No answer here is worth revalidating: the API's and the browser routes' must not be stored, health and metrics are
   // live. Express would otherwise hash every body for an ETag.
   app.set('etag', false);
+  // Floods of requests without a valid key wait before they cost anything more than the key check.
+  app.use(paceRequestsWithoutKey(app.get(ApiKeyGuard), app.get(RefusalPacer)));
   // The API's own set under /v1; elsewhere helmet's without its default CSP, which would break other HTML (the API
   // docs and the sandbox's consent page set their own; the browser routes get their strict one below).
   app.use(securityHeaders(transport));

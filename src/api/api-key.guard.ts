@@ -20,24 +20,43 @@ export class ApiKeyGuard implements CanActivate {
   }
 
   canActivate(context: ExecutionContext): boolean {
-    const request = context.switchToHttp().getRequest<Request & { apiKeyFingerprint?: string }>();
-    // Set only below: the app-wide rate limit guard has already authenticated this request, before the controller's guard.
-    if (request.apiKeyFingerprint !== undefined) return true;
+    const refusal = this.refusalOf(context.switchToHttp().getRequest<KeyedRequest>());
+    if (refusal) throw new DomainError(REFUSALS[refusal].code, REFUSALS[refusal].message);
+    return true;
+  }
+
+  /**
+   * Why `request` carries no valid key, or undefined once it does: then its key's fingerprint is set on it, and later
+   * checks of the same request (this guard after the app-wide rate limit guard) pass at once. No exception is built
+   * for a refusal, so the refusals of a flood cost little (see RefusalPacer).
+   */
+  refusalOf(request: KeyedRequest): Refusal | undefined {
+    if (request.apiKeyFingerprint !== undefined) return undefined;
     // Node keeps the first of several Authorization headers; a proxy in front may have read another one.
-    if (authorizationHeaders(request.rawHeaders) > 1)
-      throw new DomainError('invalid_request', 'Send one Authorization header, not several.');
+    if (authorizationHeaders(request.rawHeaders) > 1) return 'several_keys';
     const presented = BEARER.exec(request.headers.authorization ?? '')?.[1];
-    if (!presented) throw new DomainError('unauthorized', 'Send an API key as "Authorization: Bearer <key>".');
+    if (!presented) return 'no_key';
     const candidate = hexDigest(presented);
     const candidateBytes = Buffer.from(candidate, 'hex');
     let match = false;
     for (const known of this.digests) match = timingSafeEqual(known, candidateBytes) || match;
-    if (!match) throw new DomainError('unauthorized', 'The API key is not valid.');
+    if (!match) return 'invalid_key';
     // The fingerprint is the start of the same digest: one hash per request.
     request.apiKeyFingerprint = fingerprintOf(candidate);
-    return true;
+    return undefined;
   }
 }
+
+/** A request as the API key check reads it, and marks once its key is known. */
+export type KeyedRequest = Pick<Request, 'rawHeaders' | 'headers'> & { apiKeyFingerprint?: string };
+
+export type Refusal = 'several_keys' | 'no_key' | 'invalid_key';
+
+const REFUSALS: Record<Refusal, { readonly code: 'invalid_request' | 'unauthorized'; readonly message: string }> = {
+  several_keys: { code: 'invalid_request', message: 'Send one Authorization header, not several.' },
+  no_key: { code: 'unauthorized', message: 'Send an API key as "Authorization: Bearer <key>".' },
+  invalid_key: { code: 'unauthorized', message: 'The API key is not valid.' },
+};
 
 function authorizationHeaders(rawHeaders: readonly string[]): number {
   let count = 0;

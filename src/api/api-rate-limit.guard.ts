@@ -9,11 +9,10 @@ import {
   type ThrottlerRequest,
   type ThrottlerStorage,
 } from '@nestjs/throttler';
-import type { Request, Response } from 'express';
+import type { Request } from 'express';
 import { DomainError } from '../common/errors.js';
 import { ApiKeyGuard } from './api-key.guard.js';
 import { isApiPath } from './api-routes.js';
-import { RefusalPacer } from './refusal-pacer.js';
 
 /**
  * Limits every /v1 route per API key, one budget per key across all routes (API_RATE_LIMIT_PER_MINUTE, 0 = off): a guard
@@ -35,7 +34,6 @@ export class ApiRateLimitGuard extends ThrottlerGuard {
     @InjectThrottlerOptions() options: ThrottlerModuleOptions,
     @InjectThrottlerStorage() storage: ThrottlerStorage,
     private readonly apiKeys: ApiKeyGuard,
-    private readonly refusals: RefusalPacer,
   ) {
     super(options, storage, new Reflector());
   }
@@ -58,13 +56,7 @@ export class ApiRateLimitGuard extends ThrottlerGuard {
 
   override canActivate(context: ExecutionContext): Promise<boolean> {
     if (context.getType() !== 'http' || !isApiPath(context.switchToHttp().getRequest<Request>().path)) return Promise.resolve(true);
-    try {
-      this.apiKeys.canActivate(context);
-    } catch (error) {
-      // Decided now, answered after the pacer's pause: a client that gives up meanwhile is logged as refused.
-      if (error instanceof DomainError) context.switchToHttp().getResponse<Response>().statusCode = error.status;
-      return this.refusals.refuse(error);
-    }
+    this.apiKeys.canActivate(context);
     // API_RATE_LIMIT_PER_MINUTE=0: authenticated, never counted.
     if (this.limit.limit === 0) return Promise.resolve(true);
     return this.handleRequest({ context, ...this.limit });

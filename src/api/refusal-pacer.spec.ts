@@ -1,7 +1,18 @@
 import { describe, expect, it, jest } from '@jest/globals';
 import { Logger } from '@nestjs/common';
+import type { Request, Response } from 'express';
 import type { Clock } from '../common/clock.js';
-import { FLOOD_REFUSALS_PER_SECOND, MAX_PACED, PACE_MIN_MS, PACE_SPREAD_MS, RefusalPacer } from './refusal-pacer.js';
+import type { AppConfig } from '../config/app-config.js';
+import { ApiKeyGuard } from './api-key.guard.js';
+import {
+  FLOOD_REFUSALS_PER_SECOND,
+  MAX_PACED,
+  PACE_MIN_MS,
+  PACE_SPREAD_MS,
+  paceRequestsWithoutKey,
+  RefusalPacer,
+  REFUSAL_BURST,
+} from './refusal-pacer.js';
 
 /** A pacer on a clock the test moves, whose pauses last until the test ends them. */
 class HeldPacer extends RefusalPacer {
@@ -21,17 +32,21 @@ function pacer(): { pacer: HeldPacer; advance: (ms: number) => void } {
 describe('RefusalPacer', () => {
   jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
 
-  it('answers a trickle of refusals at once', () => {
+  it('answers at once refusals that come at up to FLOOD_REFUSALS_PER_SECOND, and bursts of up to REFUSAL_BURST', () => {
     const { pacer: paced, advance } = pacer();
-    for (let second = 0; second < 5; second++) {
-      for (let i = 0; i < FLOOD_REFUSALS_PER_SECOND; i++) expect(paced.pauseFor()).toBe(0);
-      advance(1_000);
+    for (let i = 0; i < REFUSAL_BURST; i++) expect(paced.pauseFor()).toBe(0);
+    for (let i = 0; i < FLOOD_REFUSALS_PER_SECOND * 5; i++) {
+      advance(1_000 / FLOOD_REFUSALS_PER_SECOND);
+      expect(paced.pauseFor()).toBe(0);
     }
+    advance(1_000);
+    for (let i = 0; i < REFUSAL_BURST; i++) expect(paced.pauseFor()).toBe(0);
+    expect(paced.pauseFor()).toBeGreaterThan(0);
   });
 
-  it('pauses every refusal past the flood threshold of its second by 0.5–1.5 s, spread over that range', () => {
+  it('pauses every refusal past the burst by 0.5–1.5 s, spread over that range', () => {
     const { pacer: paced, advance } = pacer();
-    for (let i = 0; i < FLOOD_REFUSALS_PER_SECOND; i++) paced.pauseFor();
+    for (let i = 0; i < REFUSAL_BURST; i++) paced.pauseFor();
     const pauses = Array.from({ length: 400 }, () => paced.pauseFor());
     expect(Math.min(...pauses)).toBeGreaterThanOrEqual(PACE_MIN_MS);
     expect(Math.max(...pauses)).toBeLessThan(PACE_MIN_MS + PACE_SPREAD_MS);
@@ -43,17 +58,68 @@ describe('RefusalPacer', () => {
     expect(paced.pauseFor()).toBe(0);
   });
 
-  it('rejects with the refusal after the pause, and answers at once while MAX_PACED refusals wait', async () => {
+  it('has no pause for a refusal answered at once, one that ends after the pause for the others, and none while MAX_PACED wait', async () => {
     const { pacer: paced } = pacer();
-    const refusal = new Error('no key');
-    for (let i = 0; i < FLOOD_REFUSALS_PER_SECOND; i++) await expect(paced.refuse(refusal)).rejects.toBe(refusal);
-    const waiting = Array.from({ length: MAX_PACED }, () => paced.refuse(refusal));
+    for (let i = 0; i < REFUSAL_BURST; i++) expect(paced.pace()).toBeNull();
+    const waiting = Array.from({ length: MAX_PACED }, () => paced.pace());
+    expect(waiting.every((pause) => pause instanceof Promise)).toBe(true);
     expect(paced.pauses).toHaveLength(MAX_PACED);
-    await expect(paced.refuse(refusal)).rejects.toBe(refusal);
+    expect(paced.pace()).toBeNull();
     expect(paced.pauses).toHaveLength(MAX_PACED);
 
     for (const pause of paced.pauses) pause.end();
-    const outcomes = await Promise.allSettled(waiting);
-    expect(outcomes.every((outcome) => outcome.status === 'rejected' && outcome.reason === refusal)).toBe(true);
+    await Promise.all(waiting as Promise<void>[]);
+    expect(paced.pace()).not.toBeNull();
+  });
+});
+
+describe('paceRequestsWithoutKey', () => {
+  jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+  const KEY = 'the-only-key-0123456789abcdef';
+
+  function request(path: string, authorization?: string): Request {
+    const rawHeaders = authorization === undefined ? [] : ['Authorization', authorization];
+    return { path, headers: { authorization }, rawHeaders, socket: { destroyed: false } } as unknown as Request;
+  }
+
+  function middleware() {
+    const { pacer: paced } = pacer();
+    const pace = paceRequestsWithoutKey(new ApiKeyGuard({ apiKeys: [KEY] } as unknown as AppConfig), paced);
+    const passed: Request[] = [];
+    const send = (req: Request) => pace(req, {} as Response, () => passed.push(req));
+    return { paced, passed, send };
+  }
+
+  it('holds a request without a valid key past the flood threshold until its pause is over, before any other work', async () => {
+    const { paced, passed, send } = middleware();
+    for (let i = 0; i < REFUSAL_BURST; i++) send(request('/v1/connections', 'Bearer wrong'));
+    expect(passed).toHaveLength(REFUSAL_BURST);
+
+    const held = request('/v1/connections');
+    send(held);
+    expect(passed).not.toContain(held);
+    paced.pauses[0].end();
+    await new Promise(setImmediate);
+    expect(passed).toContain(held);
+  });
+
+  it('drops a held request whose client has gone, never holds one with a valid key, and leaves other paths alone', async () => {
+    const { paced, passed, send } = middleware();
+    for (let i = 0; i < REFUSAL_BURST; i++) send(request('/v1/connections'));
+
+    const gone = request('/v1/connections');
+    send(gone);
+    (gone.socket as { destroyed: boolean }).destroyed = true;
+    paced.pauses[0].end();
+    await new Promise(setImmediate);
+    expect(passed).not.toContain(gone);
+
+    const keyed = request('/v1/connections', `bearer ${KEY}`);
+    const health = request('/health/live');
+    send(keyed);
+    send(health);
+    expect(passed).toEqual(expect.arrayContaining([keyed, health]));
+    expect((keyed as Request & { apiKeyFingerprint?: string }).apiKeyFingerprint).toMatch(/^[0-9a-f]{8}$/);
+    expect(paced.pauses).toHaveLength(1);
   });
 });

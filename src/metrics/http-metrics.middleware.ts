@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { Injectable, type NestMiddleware } from '@nestjs/common';
 import type { NextFunction, Request, Response } from 'express';
 import { Histogram, Registry } from 'prom-client';
+import { arrivalOf } from '../common/request-arrival.js';
 
 /** The HTTP request histogram, created once per registry (Nest builds middleware instances on its own). */
 @Injectable()
@@ -28,7 +29,8 @@ export class HttpMetricsMiddleware implements NestMiddleware {
   constructor(private readonly metrics: HttpMetrics) {}
 
   use(req: Request, res: Response, next: NextFunction): void {
-    const started = performance.now();
+    // A refusal held by the refusal pacer before this middleware ran is timed from its arrival, pause included.
+    const started = arrivalOf(req);
     res.once('finish', () => {
       const pattern = (req.route as { path?: unknown } | undefined)?.path;
       const route = typeof pattern === 'string' ? `${req.baseUrl}${pattern}` : 'unmatched';

@@ -35,6 +35,18 @@ describe('a flood of requests without a valid key', () => {
     expect(refused.filter(({ ms }) => ms >= PACE_MIN_MS).length).toBeGreaterThanOrEqual(FLOOD_REFUSALS_PER_SECOND);
   });
 
+  it('times the refusals in the metrics from their arrival, pause included, as their clients waited', async () => {
+    const metrics = await (await fetch(`${app.baseUrl}/metrics`)).text();
+    const series = (name: string) =>
+      Number(
+        new RegExp(`^http_request_duration_seconds_${name}\\{[^}]*route="/v1/connections"[^}]*status_code="401"[^}]*\\} (\\S+)$`, 'm').exec(
+          metrics,
+        )?.[1],
+      );
+    expect(series('count')).toBe(FLOOD_REFUSALS_PER_SECOND * 3);
+    expect(series('sum')).toBeGreaterThanOrEqual((FLOOD_REFUSALS_PER_SECOND * PACE_MIN_MS) / 1_000);
+  });
+
   it('logs the first refusal as a request and only counts the others', () => {
     const refusalLines = app.logLines().filter((line) => (line.res as { statusCode?: number } | undefined)?.statusCode === 401);
     expect(refusalLines.length).toBeGreaterThanOrEqual(1);
