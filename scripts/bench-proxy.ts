@@ -8,8 +8,9 @@
  * metrics, database, token or governor). It drives `GET /v1/users/{userId}/proxy/jira/{cloudId}/rest/api/3/myself`
  * on the service and the bare forwarder, and the upstream's own path directly, with autocannon, taking turns (ABC
  * CBA …) so that a busy machine weighs on all three alike: first as fast as each answers (requests/s, latency, and
- * the CPU time of the process answering), then at one fixed rate for all three, below what any of them can do, where
- * the latency a hop adds is what it adds, not a queue. Then it downloads one large attachment through the service and
+ * the CPU time of the process answering), then at one fixed rate for all three, below what any of them can do, each
+ * request sent at its own evenly spaced moment over 32 keep-alive connections, where the latency a hop adds is what
+ * it adds, not a queue. Then it downloads one large attachment through the service and
  * reports the service process' RSS while it streams.
  *
  * The server comes from BENCH_PG_URL (an admin URL; default postgres://postgres@127.0.0.1:5432/postgres); the
@@ -18,10 +19,12 @@
 import 'reflect-metadata';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { createServer, get, type IncomingMessage, type ServerResponse } from 'node:http';
+import { Agent, createServer, get, type IncomingMessage, type ServerResponse } from 'node:http';
 import { cpus, loadavg } from 'node:os';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as delay } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { Controller, Get, Module, Param, Req, Res } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
@@ -180,20 +183,36 @@ interface Target {
 interface TurnOptions {
   readonly connections: number;
   readonly seconds: number;
-  /** Requests per second over all connections; as fast as the target answers when absent. */
+  /** Requests per second, sent at evenly spaced moments; as fast as the target answers when absent. */
   readonly rate?: number;
 }
 
 /** One turn of load on a target; recorded into `tally` unless it is a warm-up. */
 async function turn(target: Target, tally: Tally | undefined, users: readonly SeededUser[], options: TurnOptions): Promise<void> {
   const before = await usage(target.child);
+  const { seconds, failed } = await (options.rate === undefined
+    ? saturate(target, tally, users, options)
+    : pace(target, tally, users, { ...options, rate: options.rate }));
+  if (tally) {
+    tally.failed += failed;
+    tally.seconds += seconds;
+    tally.addUsage(before, await usage(target.child));
+  }
+}
+
+/** As fast as the target answers, with autocannon: one request in flight per connection. */
+async function saturate(
+  target: Target,
+  tally: Tally | undefined,
+  users: readonly SeededUser[],
+  options: TurnOptions,
+): Promise<{ seconds: number; failed: number }> {
   const result = await new Promise<autocannon.Result>((resolve, reject) => {
     const instance = autocannon(
       {
         url: target.url,
         connections: options.connections,
         duration: options.seconds,
-        ...(options.rate === undefined ? {} : { overallRate: options.rate }),
         headers: target.headers,
         requests: [
           {
@@ -210,11 +229,52 @@ async function turn(target: Target, tally: Tally | undefined, users: readonly Se
       else tally.failed += 1;
     });
   });
-  if (tally) {
-    tally.failed += result.errors + result.timeouts;
-    tally.seconds += result.duration;
-    tally.addUsage(before, await usage(target.child));
+  return { seconds: result.duration, failed: result.errors + result.timeouts };
+}
+
+/**
+ * At `rate` requests a second, each sent at its own evenly spaced moment over a pool of `connections` keep-alive
+ * connections, its latency counted from that moment, or from when it was sent if a timer woke a little early (so a
+ * request that had to wait for a free connection or for this process counts its wait). autocannon's own rate sends each second's requests back to back at the start of the second: its latencies
+ * are those of a queue of `rate` requests, not of a hop.
+ */
+async function pace(
+  target: Target,
+  tally: Tally | undefined,
+  users: readonly SeededUser[],
+  options: TurnOptions & { rate: number },
+): Promise<{ seconds: number; failed: number }> {
+  const agent = new Agent({ keepAlive: true, maxSockets: options.connections });
+  const total = Math.round(options.rate * options.seconds);
+  const intervalMs = 1_000 / options.rate;
+  const answers: Promise<void>[] = [];
+  let failed = 0;
+  const started = performance.now();
+  for (let sent = 0; sent < total; sent++) {
+    const due = started + sent * intervalMs;
+    const early = due - performance.now();
+    if (early > 1) await delay(early);
+    const path = target.path(users[Math.floor(Math.random() * users.length)]);
+    const from = Math.min(due, performance.now());
+    answers.push(
+      new Promise<void>((resolve) => {
+        get(`${target.url}${path}`, { agent, headers: target.headers }, (response) => {
+          response.resume();
+          response.on('end', () => {
+            if (response.statusCode === 200) tally?.latenciesMs.push(performance.now() - from);
+            else failed += 1;
+            resolve();
+          });
+        }).on('error', () => {
+          failed += 1;
+          resolve();
+        });
+      }),
+    );
   }
+  await Promise.all(answers);
+  agent.destroy();
+  return { seconds: options.seconds, failed };
 }
 
 /** Turns of each target in ABC CBA … order, so that whatever else the machine does weighs on all alike. */
