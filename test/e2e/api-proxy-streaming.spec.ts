@@ -16,10 +16,13 @@ const LOOK_EVERY = 20 * MB;
 setFlagsFromString('--expose-gc');
 const collectGarbage = runInNewContext('gc') as (options: { type: 'major'; execution: 'sync'; flavor: 'last-resort' }) => void;
 
-/** A GET with the test app's key whose answer is read as a Node stream, with Node's own back-pressure. */
+/**
+ * A GET with the test app's key whose answer is read as a Node stream, with Node's own back-pressure. Each on a new
+ * connection: after a slow full collection a kept-alive one may be closed by the server just as it is reused.
+ */
 function streamedGet(app: TestApp, path: string): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
-    get(`${app.baseUrl}${path}`, { headers: { Authorization: `Bearer ${TEST_API_KEY}` } }, resolve).on('error', reject);
+    get(`${app.baseUrl}${path}`, { agent: false, headers: { Authorization: `Bearer ${TEST_API_KEY}` } }, resolve).on('error', reject);
   });
 }
 
