@@ -1,11 +1,11 @@
-import { createHash, createSecretKey, type KeyObject } from 'node:crypto';
+import { createHash, type webcrypto } from 'node:crypto';
 import { Injectable, Logger } from '@nestjs/common';
 import { DataSource, type EntityManager } from 'typeorm';
 import { Clock } from '../common/clock.js';
 import { AppConfig } from '../config/app-config.js';
 import { StatementBatcher } from '../database/statement-batcher.js';
 import { OutboxRepository } from '../webhooks/outbox.repository.js';
-import { verifyDeliveryJwt } from './jira-webhook-jwt.js';
+import { deliveryVerificationKey, verifyDeliveryJwt } from './jira-webhook-jwt.js';
 import { JiraWebhookMetrics, type DeliveryOutcome } from './jira-webhooks.metrics.js';
 import { JiraWebhooksRepository } from './jira-webhooks.repository.js';
 
@@ -37,8 +37,8 @@ export interface ReceiverAnswer {
 @Injectable()
 export class JiraWebhookReceiver {
   private readonly logger = new Logger(JiraWebhookReceiver.name);
-  /** The client secret as a key object, made once: jose would otherwise import the key anew for every delivery. */
-  private readonly secret: KeyObject;
+  /** The client secret as a verification key, made once (see deliveryVerificationKey). */
+  private readonly secret: webcrypto.CryptoKey;
   /**
    * Concurrent deliveries share one transaction (one commit, one flush of the WAL), each still recorded and
    * forwarded before its own 202; a lone delivery is never held back.
@@ -62,7 +62,7 @@ export class JiraWebhookReceiver {
     private readonly clock: Clock,
     config: AppConfig,
   ) {
-    this.secret = createSecretKey(Buffer.from(config.atlassian.clientSecret, 'utf8'));
+    this.secret = deliveryVerificationKey(config.atlassian.clientSecret);
   }
 
   async receive(authorization: string | undefined, identifierHeader: string | undefined, body: Buffer): Promise<ReceiverAnswer> {
