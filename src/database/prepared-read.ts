@@ -4,7 +4,8 @@ import type { PostgresDriver } from 'typeorm/driver/postgres/PostgresDriver.js';
 
 /**
  * Runs a read as a named prepared statement, which Postgres parses and plans once per pooled connection instead of
- * on every call: on the API's hottest read that is half of the database's work. Only on the `pg` pool and outside a
+ * on every call: on the API's hottest read that is half of the database's work. A write that is a transaction of its
+ * own (one statement, committed as it returns, like the Jira webhook receiver's batches) may run here too. Only on the `pg` pool and outside a
  * transaction (a transaction's reads must go through its own connection); elsewhere, and on the embedded database,
  * it is an ordinary query.
  */

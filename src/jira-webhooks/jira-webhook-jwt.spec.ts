@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from '@jest/globals';
 import { SignJWT } from 'jose';
-import { verifyDeliveryJwt } from './jira-webhook-jwt.js';
+import { deliveryVerificationKey, verifyDeliveryJwt } from './jira-webhook-jwt.js';
 
 const SECRET = new TextEncoder().encode('the-client-secret');
 const now = new Date('2026-03-02T09:40:00.000Z');
@@ -35,6 +35,14 @@ describe("a Jira delivery's JWT", () => {
     expect(await verifyDeliveryJwt(`Bearer ${await sign({ iat: seconds + 600, exp: seconds + 900 })}`, SECRET, now)).toBe(
       'issued_in_future',
     );
+  });
+
+  it('is checked the same with the key made once from the client secret', async () => {
+    const key = deliveryVerificationKey('the-client-secret');
+    expect(await verifyDeliveryJwt(`Bearer ${await sign()}`, key, now)).toBeNull();
+    expect(await verifyDeliveryJwt(`Bearer ${await sign({ iat: seconds - 600, exp: seconds - 61 })}`, key, now)).toBe('expired');
+    expect(await verifyDeliveryJwt(`Bearer ${await sign({}, new TextEncoder().encode('a-guessed-secret'))}`, key, now)).toBe('signature');
+    expect(await verifyDeliveryJwt(`Bearer ${await sign({}, SECRET, 'HS512')}`, key, now)).toBe('algorithm');
   });
 
   it('is refused when signed with another secret', async () => {

@@ -1,4 +1,4 @@
-import type { KeyObject } from 'node:crypto';
+import { createSecretKey, type webcrypto } from 'node:crypto';
 import { errors, jwtVerify } from 'jose';
 
 /** Skew allowed between Jira's clock and ours, for `exp` and a future `iat`. */
@@ -9,6 +9,15 @@ const BEARER = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/;
 export type JwtRefusal = 'missing' | 'malformed' | 'signature' | 'algorithm' | 'expired' | 'issued_in_future' | 'claims';
 
 /**
+ * The client secret as a Web Crypto HMAC key for HS256 verification, made once. jose verifies with Web Crypto whatever
+ * it is given, and uses a key of that kind as it is; raw bytes, and a secret KeyObject (which jose exports to raw
+ * bytes), would be imported anew for every delivery.
+ */
+export function deliveryVerificationKey(clientSecret: string): webcrypto.CryptoKey {
+  return createSecretKey(Buffer.from(clientSecret, 'utf8')).toCryptoKey({ name: 'HMAC', hash: 'SHA-256' }, false, ['verify']);
+}
+
+/**
  * Checks a delivery's `Authorization: Bearer <JWT>` as Jira signs it for a 3LO app: HS256 with the app's client secret
  * (ATLASSIAN.md, "Jira dynamic webhooks"). jose does the work, with the algorithm pinned (so `alg: none` and any other
  * algorithm are refused before a key is used), `exp` required and checked, and 60 s of skew. Jira does not document its
@@ -17,7 +26,7 @@ export type JwtRefusal = 'missing' | 'malformed' | 'signature' | 'algorithm' | '
  */
 export async function verifyDeliveryJwt(
   authorization: string | undefined,
-  secret: KeyObject | Uint8Array,
+  secret: webcrypto.CryptoKey | Uint8Array,
   now: Date,
 ): Promise<JwtRefusal | null> {
   if (!authorization) return 'missing';

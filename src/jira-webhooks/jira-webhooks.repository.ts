@@ -4,6 +4,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, type EntityManager } from 'typeorm';
 import type { JiraWebhookSubscription } from '../config/app-config.js';
 import type { ConnectionStatus } from '../connection-store/connection.entity.js';
+import { preparedRead } from '../database/prepared-read.js';
 import type { RegistrationStatus } from './jira-webhook.entities.js';
 
 /** A registration as the service keeps it; `jiraWebhookId` is null while registering it fails. */
@@ -52,12 +53,19 @@ export interface PassResult {
   readonly wanted?: { readonly subscriptions: readonly JiraWebhookSubscription[]; readonly cloudIds: readonly string[] | null };
 }
 
-/** The connections a delivery's `matchedWebhookIds` belong to, with the ids that are theirs. */
-export interface MatchedConnection {
-  readonly userId: string;
-  readonly cloudId: string;
-  readonly jiraWebhookIds: number[];
+/** A verified delivery to record: Jira's JSON as received, what it names, and when it came. */
+export interface DeliveryRecord {
+  readonly identifier: string;
+  readonly at: Date;
+  /** The body as received: a JSON object. */
+  readonly event: string;
+  readonly matchedWebhookIds: readonly number[];
+  /** The site it comes from; null when it names none. */
+  readonly siteUrl: string | null;
 }
+
+/** What became of a delivery: forwarded, a retry of one recorded before, or for no registration of ours. */
+export type RecordedDelivery = 'accepted' | 'duplicate' | 'unknown';
 
 export interface RegistrationCounts {
   readonly byStatus: ReadonlyMap<RegistrationStatus, number>;
@@ -97,6 +105,53 @@ function claimStatement(candidates: string): string {
     WHERE s.connection_id = picked.connection_id
     RETURNING s.connection_id, c.user_id, s.lease_id, s.subscriptions, s.cloud_ids, s.consecutive_failures`;
 }
+
+/**
+ * A batch of verified deliveries, in one statement: one transaction and one commit. The input is each delivery ($1
+ * identifier, $2 time, $3 event as received, $4 site URL or null) and each id it names ($5 the delivery's ordinal in
+ * $1, $6 the id). Its identifier is recorded unless it was already (Jira's retry), and only then is it matched: a
+ * registration with that id, on the delivery's site when it names one (ids may be unique per site only), of a site its
+ * connection still lists. It becomes one `jira.event` outbox row per connection and site matched, its body with the keys
+ * OutboxRepository would give it, in the same order (laid out by Postgres), and the event as received; and the
+ * registrations' `last_delivery_at` becomes its time. A registration row another transaction holds (a later delivery, a pass) keeps its time:
+ * the statement never waits for one, so batches never deadlock on registrations. Identifiers are inserted in order, so
+ * two batches naming the same ones wait for each other in one direction only. Answers one row per delivery.
+ */
+const RECORD_DELIVERIES_SQL = `
+  WITH delivery AS (
+    SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[]) WITH ORDINALITY AS d(identifier, at, event, site_url, ordinal)),
+  recorded AS (
+    INSERT INTO jira_webhook_deliveries (identifier, received_at)
+    SELECT identifier, at FROM delivery ORDER BY identifier
+    ON CONFLICT (identifier) DO NOTHING
+    RETURNING identifier),
+  matched AS (
+    SELECT d.ordinal, d.at, c.user_id, w.id AS registration_id, w.cloud_id, w.jira_webhook_id
+    FROM delivery d
+    JOIN recorded r ON r.identifier = d.identifier
+    JOIN unnest($5::bigint[], $6::bigint[]) AS named(ordinal, jira_webhook_id) ON named.ordinal = d.ordinal
+    JOIN jira_webhook_registrations w ON w.jira_webhook_id = named.jira_webhook_id AND w.status <> 'removed'
+    JOIN accessible_resources a ON a.connection_id = w.connection_id AND a.cloud_id = w.cloud_id AND (d.site_url IS NULL OR a.url = d.site_url)
+    JOIN connections c ON c.id = w.connection_id),
+  event AS MATERIALIZED (
+    SELECT gen_random_uuid() AS id, m.ordinal, m.user_id, m.cloud_id, array_agg(m.jira_webhook_id ORDER BY m.jira_webhook_id) AS jira_webhook_ids
+    FROM matched m GROUP BY m.ordinal, m.user_id, m.cloud_id),
+  enqueued AS (
+    INSERT INTO webhook_outbox (id, type, user_id, body, created_at, next_attempt_at)
+    SELECT e.id, 'jira.event', e.user_id,
+      json_build_object(
+        'id', e.id, 'type', 'jira.event', 'userId', e.user_id, 'at', to_char(d.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+        'cloudId', e.cloud_id, 'jiraWebhookIds', e.jira_webhook_ids, 'event', d.event::json)::text,
+      d.at, d.at
+    FROM event e JOIN delivery d ON d.ordinal = e.ordinal),
+  free AS MATERIALIZED (
+    SELECT id FROM jira_webhook_registrations WHERE id IN (SELECT registration_id FROM matched) FOR UPDATE SKIP LOCKED),
+  touched AS (
+    UPDATE jira_webhook_registrations w SET last_delivery_at = t.at
+    FROM (SELECT m.registration_id, max(m.at) AS at FROM matched m JOIN free f ON f.id = m.registration_id GROUP BY m.registration_id) t
+    WHERE w.id = t.registration_id)
+  SELECT d.ordinal::int AS ordinal, r.identifier IS NOT NULL AS recorded, EXISTS (SELECT 1 FROM event e WHERE e.ordinal = d.ordinal) AS matched
+  FROM delivery d LEFT JOIN recorded r ON r.identifier = d.identifier`;
 
 const REGISTRATION_COLUMNS = `id, cloud_id, jira_webhook_id, events, jql_filter, field_ids_filter, status, expires_at, last_delivery_at, last_error`;
 
@@ -254,39 +309,32 @@ export class JiraWebhooksRepository {
   }
 
   /**
-   * Records a delivery's identifier; false when it was already recorded (Jira's retry). In the caller's transaction,
-   * so the record and the events it causes commit together.
+   * Records a batch of verified deliveries and forwards each as `jira.event` to the connections it matched, in one
+   * statement (see RECORD_DELIVERIES_SQL), prepared once per pooled connection: planning it costs about as much as
+   * running it. Answers, per delivery: `duplicate` when its identifier was recorded before, or earlier in `deliveries`
+   * (which then writes nothing for it); otherwise `accepted`, or `unknown` when it matched no registration of ours.
    */
-  async recordDelivery(manager: EntityManager, identifier: string, now: Date): Promise<boolean> {
-    const rows = await this.run(
-      `INSERT INTO jira_webhook_deliveries (identifier, received_at) VALUES ($1, $2) ON CONFLICT (identifier) DO NOTHING RETURNING identifier`,
-      [identifier, now],
-      manager,
+  async recordDeliveries(deliveries: readonly DeliveryRecord[]): Promise<RecordedDelivery[]> {
+    const firsts = new Map<string, DeliveryRecord>();
+    for (const delivery of deliveries) if (!firsts.has(delivery.identifier)) firsts.set(delivery.identifier, delivery);
+    const distinct = [...firsts.values()];
+    const named = distinct.flatMap((delivery, index) => [...new Set(delivery.matchedWebhookIds)].map((id) => [index + 1, id]));
+    const rows = await preparedRead<{ ordinal: number; recorded: boolean; matched: boolean }>(
+      this.dataSource.manager,
+      'jira_webhooks_record_deliveries',
+      RECORD_DELIVERIES_SQL,
+      [
+        distinct.map((d) => d.identifier),
+        distinct.map((d) => d.at),
+        distinct.map((d) => d.event),
+        distinct.map((d) => d.siteUrl),
+        named.map(([ordinal]) => ordinal),
+        named.map(([, id]) => id),
+      ],
     );
-    return rows.length > 0;
-  }
-
-  /**
-   * The connections whose registrations are among `ids`, on the site at `siteUrl` when the delivery names one (ids may
-   * be unique per site only). Their `last_delivery_at` becomes `now`, skipping rows another transaction holds (it is
-   * writing a later delivery or a pass): the match itself takes no lock, so deliveries written at once never deadlock.
-   */
-  async matchDelivery(manager: EntityManager, ids: readonly number[], siteUrl: string | null, now: Date): Promise<MatchedConnection[]> {
-    const rows = await this.run<{ user_id: string; cloud_id: string; jira_webhook_ids: string[] }>(
-      `WITH matched AS (
-         SELECT w.id, w.connection_id, w.cloud_id, w.jira_webhook_id FROM jira_webhook_registrations w
-         JOIN accessible_resources a ON a.connection_id = w.connection_id AND a.cloud_id = w.cloud_id
-         WHERE w.jira_webhook_id = ANY($1::bigint[]) AND w.status <> 'removed' AND ($2::text IS NULL OR a.url = $2)),
-       touched AS (
-         UPDATE jira_webhook_registrations SET last_delivery_at = $3
-         WHERE id IN (SELECT id FROM jira_webhook_registrations WHERE id IN (SELECT id FROM matched) FOR UPDATE SKIP LOCKED))
-       SELECT c.user_id, m.cloud_id, array_agg(m.jira_webhook_id ORDER BY m.jira_webhook_id) AS jira_webhook_ids
-       FROM matched m JOIN connections c ON c.id = m.connection_id
-       GROUP BY c.user_id, m.cloud_id ORDER BY c.user_id, m.cloud_id`,
-      [ids, siteUrl, now],
-      manager,
-    );
-    return rows.map((r) => ({ userId: r.user_id, cloudId: r.cloud_id, jiraWebhookIds: r.jira_webhook_ids.map(Number) }));
+    const outcomes = new Map<DeliveryRecord, RecordedDelivery>();
+    for (const row of rows) outcomes.set(distinct[row.ordinal - 1], !row.recorded ? 'duplicate' : row.matched ? 'accepted' : 'unknown');
+    return deliveries.map((delivery) => outcomes.get(delivery) ?? 'duplicate');
   }
 
   /** Forgets deliveries recorded before `before`, at most `limit` of them. */
