@@ -4,7 +4,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, type EntityManager } from 'typeorm';
 import type { AccessibleResource } from '../atlassian/atlassian.types.js';
 import { type SealedValue, storedSealedValue } from '../crypto/token-cipher.js';
-import { preparedRead } from '../database/prepared-read.js';
+import { preparedStatement } from '../database/prepared-statement.js';
 import { runStatement, type StatementResult } from '../database/run-statement.js';
 import { StatementBatcher } from '../database/statement-batcher.js';
 import { OutboxRepository, type OutboxEvent } from '../webhooks/outbox.repository.js';
@@ -560,7 +560,7 @@ export class ConnectionsRepository {
    * read, and concurrent requests share it. Users without a connection are absent from the map.
    */
   async findResources(manager: EntityManager, userIds: readonly string[]): Promise<Map<string, StoredResources>> {
-    const rows = await preparedRead<StoredResources & { userId: string }>(manager, 'connections_find_resources', FIND_RESOURCES_SQL, [
+    const rows = await preparedStatement<StoredResources & { userId: string }>(manager, 'connections_find_resources', FIND_RESOURCES_SQL, [
       userIds,
     ]);
     return new Map(rows.map(({ userId, ...stored }) => [userId, stored]));
@@ -698,7 +698,7 @@ export class ConnectionsRepository {
 
   /** For each (user, site): the user's connection's status and whether it lists the site; undefined without a connection. */
   async findSiteAccess(manager: EntityManager, checks: readonly SiteCheck[]): Promise<(SiteAccess | undefined)[]> {
-    const rows = await preparedRead<SiteAccess & { index: number }>(manager, 'connections_find_site_access', FIND_SITE_ACCESS_SQL, [
+    const rows = await preparedStatement<SiteAccess & { index: number }>(manager, 'connections_find_site_access', FIND_SITE_ACCESS_SQL, [
       checks.map((check) => check.userId),
       checks.map((check) => check.cloudId),
     ]);

@@ -4,7 +4,8 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, type EntityManager } from 'typeorm';
 import type { JiraWebhookSubscription } from '../config/app-config.js';
 import type { ConnectionStatus } from '../connection-store/connection.entity.js';
-import { preparedRead } from '../database/prepared-read.js';
+import { preparedStatement } from '../database/prepared-statement.js';
+import { outboxBodySql } from '../webhooks/outbox.repository.js';
 import type { RegistrationStatus } from './jira-webhook.entities.js';
 
 /** A registration as the service keeps it; `jiraWebhookId` is null while registering it fails. */
@@ -111,10 +112,10 @@ function claimStatement(candidates: string): string {
  * identifier, $2 time, $3 event as received, $4 site URL or null) and each id it names ($5 the delivery's ordinal in
  * $1, $6 the id). Its identifier is recorded unless it was already (Jira's retry), and only then is it matched: a
  * registration with that id, on the delivery's site when it names one (ids may be unique per site only), of a site its
- * connection still lists. It becomes one `jira.event` outbox row per connection and site matched, its body with the keys
- * OutboxRepository would give it, in the same order (laid out by Postgres), and the event as received; and the
- * registrations' `last_delivery_at` becomes its time. A registration row another transaction holds (a later delivery, a pass) keeps its time:
- * the statement never waits for one, so batches never deadlock on registrations. Identifiers are inserted in order, so
+ * connection still lists. It becomes one `jira.event` outbox row per connection and site matched (its body as
+ * `outboxBodySql` builds it, with the event as received), and the registrations' `last_delivery_at` becomes its time.
+ * A registration row another transaction holds (a later delivery, a pass) keeps its time: the statement never waits
+ * for one, so batches never deadlock on registrations. Identifiers are inserted in order, so
  * two batches naming the same ones wait for each other in one direction only. Answers one row per delivery.
  */
 const RECORD_DELIVERIES_SQL = `
@@ -139,9 +140,11 @@ const RECORD_DELIVERIES_SQL = `
   enqueued AS (
     INSERT INTO webhook_outbox (id, type, user_id, body, created_at, next_attempt_at)
     SELECT e.id, 'jira.event', e.user_id,
-      json_build_object(
-        'id', e.id, 'type', 'jira.event', 'userId', e.user_id, 'at', to_char(d.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-        'cloudId', e.cloud_id, 'jiraWebhookIds', e.jira_webhook_ids, 'event', d.event::json)::text,
+      ${outboxBodySql('e.id', "'jira.event'", 'e.user_id', 'd.at', [
+        ['cloudId', 'e.cloud_id'],
+        ['jiraWebhookIds', 'e.jira_webhook_ids'],
+        ['event', 'd.event::json'],
+      ])},
       d.at, d.at
     FROM event e JOIN delivery d ON d.ordinal = e.ordinal),
   free AS MATERIALIZED (
@@ -319,7 +322,7 @@ export class JiraWebhooksRepository {
     for (const delivery of deliveries) if (!firsts.has(delivery.identifier)) firsts.set(delivery.identifier, delivery);
     const distinct = [...firsts.values()];
     const named = distinct.flatMap((delivery, index) => [...new Set(delivery.matchedWebhookIds)].map((id) => [index + 1, id]));
-    const rows = await preparedRead<{ ordinal: number; recorded: boolean; matched: boolean }>(
+    const rows = await preparedStatement<{ ordinal: number; recorded: boolean; matched: boolean }>(
       this.dataSource.manager,
       'jira_webhooks_record_deliveries',
       RECORD_DELIVERIES_SQL,

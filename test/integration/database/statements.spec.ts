@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
-import { preparedRead } from '../../../src/database/prepared-read.js';
+import { preparedStatement } from '../../../src/database/prepared-statement.js';
 import { runStatement } from '../../../src/database/run-statement.js';
 import { describePostgres, drivers, openMigratedDatabase, type OpenedDatabase } from '../../utils/database.js';
 
 const PREPARED = `SELECT name, from_sql AS "fromSql" FROM pg_prepared_statements WHERE name = $1`;
 
-describePostgres('preparedRead on the pg pool', () => {
+describePostgres('preparedStatement on the pg pool', () => {
   let db: OpenedDatabase;
 
   beforeAll(async () => {
@@ -14,7 +14,7 @@ describePostgres('preparedRead on the pg pool', () => {
   afterAll(() => db?.close());
 
   it('runs outside a transaction as a named statement that the pooled connection keeps prepared', async () => {
-    const rows = await preparedRead(db.dataSource.manager, 'prepared_read_probe', PREPARED, ['prepared_read_probe']);
+    const rows = await preparedStatement(db.dataSource.manager, 'prepared_read_probe', PREPARED, ['prepared_read_probe']);
     expect(rows).toEqual([{ name: 'prepared_read_probe', fromSql: false }]);
   });
 
@@ -22,7 +22,7 @@ describePostgres('preparedRead on the pg pool', () => {
     await db.dataSource.transaction(async (manager) => {
       await manager.query(`CREATE TEMPORARY TABLE seen_here (id int) ON COMMIT DROP`);
       await manager.query(`INSERT INTO seen_here VALUES (7)`);
-      expect(await preparedRead(manager, 'prepared_read_in_transaction', `SELECT id FROM seen_here`, [])).toEqual([{ id: 7 }]);
+      expect(await preparedStatement(manager, 'prepared_read_in_transaction', `SELECT id FROM seen_here`, [])).toEqual([{ id: 7 }]);
       expect(await manager.query(PREPARED, ['prepared_read_in_transaction'])).toEqual([]);
     });
   });
@@ -41,8 +41,8 @@ describe.each(drivers)('statements on %s', (driver) => {
     await db.dataSource.query(`INSERT INTO statement_probe VALUES (1, 0), (2, 0), (3, 5)`);
   });
 
-  it('preparedRead answers the rows of its statement', async () => {
-    const rows = await preparedRead(
+  it('preparedStatement answers the rows of its statement', async () => {
+    const rows = await preparedStatement(
       db.dataSource.manager,
       'statement_probe_read',
       `SELECT id FROM statement_probe WHERE n = $1 ORDER BY id`,
