@@ -304,10 +304,21 @@ export class JiraWebhooksRepository {
 
   /** Hands a lease back with nothing written but when to look again. */
   async release(claim: SubscriptionsClaim, dueAt: Date | null, now: Date): Promise<void> {
+    await this.handBack(claim, dueAt, now, false);
+  }
+
+  /** Hands back the lease of a pass that failed before it could save anything, counting the failure for the backoff. */
+  async releaseFailed(claim: SubscriptionsClaim, dueAt: Date, now: Date): Promise<void> {
+    await this.handBack(claim, dueAt, now, true);
+  }
+
+  private async handBack(claim: SubscriptionsClaim, dueAt: Date | null, now: Date, failed: boolean): Promise<void> {
     await this.run(
-      `UPDATE jira_webhook_subscriptions SET due_at = $3, updated_at = $4, lease_id = NULL, lease_owner = NULL, lease_expires_at = NULL
+      `UPDATE jira_webhook_subscriptions SET due_at = $3, updated_at = $4,
+         consecutive_failures = CASE WHEN $5::boolean THEN consecutive_failures + 1 ELSE consecutive_failures END,
+         lease_id = NULL, lease_owner = NULL, lease_expires_at = NULL
        WHERE connection_id = $1 AND lease_id = $2`,
-      [claim.connectionId, claim.leaseId, dueAt, now],
+      [claim.connectionId, claim.leaseId, dueAt, now, failed],
     );
   }
 

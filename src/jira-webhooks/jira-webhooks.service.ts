@@ -197,7 +197,7 @@ export class JiraWebhooksService {
     } catch (error) {
       this.logger.warn(`Jira webhook pass for connection ${shortId(claim.connectionId)} failed: ${(error as Error).message}`);
       await this.repository
-        .release(claim, this.retryAt(claim, error), this.clock.now())
+        .releaseFailed(claim, this.retryAt(claim, error), this.clock.now())
         .catch((releaseError: unknown) => this.logger.warn(`Lease not handed back: ${(releaseError as Error).message}`));
       return 'failed';
     }
@@ -208,7 +208,7 @@ export class JiraWebhooksService {
     try {
       return await this.pass(claim, connection, wanted, interactive);
     } catch (error) {
-      await this.repository.release(claim, this.retryAt(claim, error), this.clock.now());
+      await this.repository.releaseFailed(claim, this.retryAt(claim, error), this.clock.now());
       throw error;
     }
   }

@@ -1,7 +1,9 @@
-import { afterAll, beforeAll, beforeEach, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, beforeEach, expect, it, jest } from '@jest/globals';
 import { SignJWT } from 'jose';
 import { DataSource } from 'typeorm';
+import { JiraWebhooksRepository } from '../../src/jira-webhooks/jira-webhooks.repository.js';
 import { JiraWebhooksScheduler } from '../../src/jira-webhooks/jira-webhooks.scheduler.js';
+import { REFRESH_POLICY } from '../../src/refresh/refresh.policy.js';
 import type { JiraWebhookStats } from '../../src/sandbox/sandbox.jira-webhooks.js';
 import { accountIdFor } from '../../src/sandbox/sandbox.users.js';
 import { callApi, errorOf, userPath } from '../utils/api.js';
@@ -163,6 +165,39 @@ describePostgres('Jira webhooks: PUT, GET and DELETE /v1/users/{userId}/jira-web
     await tick();
     expect((await list('hooks-failing')).map((w) => w.status)).toEqual(['active', 'active', 'active']);
     expect(await jira()).toMatchObject({ live: 3, registered: 3, duplicateRegistrations: 0 });
+  });
+
+  it('counts a pass that fails before it can save toward the backoff, and forgets the count after one that works', async () => {
+    await connected('hooks-backoff', 'alice');
+    expect((await put('hooks-backoff', { webhooks: [UPDATED] })).status).toBe(200);
+    const state = async () => {
+      const [row] = await dataSource.query(
+        `SELECT s.consecutive_failures AS failures, s.due_at, s.lease_id FROM jira_webhook_subscriptions s
+         JOIN connections c ON c.id = s.connection_id WHERE c.user_id = 'hooks-backoff'`,
+      );
+      return row as { failures: number; due_at: Date; lease_id: string | null };
+    };
+    const repository = app.app.get(JiraWebhooksRepository);
+    const reads = jest.spyOn(repository, 'registrations');
+    try {
+      reads.mockRejectedValueOnce(new Error('Connection terminated unexpectedly'));
+      reads.mockRejectedValueOnce(new Error('Connection terminated unexpectedly'));
+      clock.advance(7 * 3600_000);
+      await tick();
+      const first = await state();
+      expect(first).toMatchObject({ failures: 1, lease_id: null });
+      clock.set(first.due_at);
+      await tick();
+      const second = await state();
+      expect(second).toMatchObject({ failures: 2, lease_id: null });
+      // Backoff with full jitter after the second failure: at most base × 2 (REFRESH_POLICY), never past it.
+      expect(second.due_at.getTime() - clock.now().getTime()).toBeLessThanOrEqual(2 * REFRESH_POLICY.backoffBaseMs);
+      clock.set(second.due_at);
+      await tick();
+      expect(await state()).toMatchObject({ failures: 0, lease_id: null });
+    } finally {
+      reads.mockRestore();
+    }
   });
 
   it('extends every registration before JIRA_WEBHOOK_EXTEND_BEFORE_DAYS remain, and never lets one expire', async () => {
