@@ -4,6 +4,7 @@ import { AccessibleResourceChanges1795752000000 } from './1795752000000-Accessib
 import { ConnectionLifecycle1795761000000 } from './1795761000000-ConnectionLifecycle.js';
 import { AtlassianRateLimitPauses1795762000000 } from './1795762000000-AtlassianRateLimitPauses.js';
 import { JiraWebhooks1795763000000 } from './1795763000000-JiraWebhooks.js';
+import { JiraWebhookIdFirst1795764000000 } from './1795764000000-JiraWebhookIdFirst.js';
 
 /** Every migration, oldest first. A new migration is added here as well as in its own file. */
 export const MIGRATIONS = [
@@ -13,4 +14,5 @@ export const MIGRATIONS = [
   ConnectionLifecycle1795761000000,
   AtlassianRateLimitPauses1795762000000,
   JiraWebhooks1795763000000,
+  JiraWebhookIdFirst1795764000000,
 ];

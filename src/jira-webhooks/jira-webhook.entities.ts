@@ -46,9 +46,12 @@ export class JiraWebhookSubscriptionsEntity {
   updatedAt: Date;
 }
 
-/** A registration at Jira, keyed by (cloudId, Jira's webhook id); the id is null while registering it fails. */
+/**
+ * A registration at Jira, keyed by (Jira's webhook id, cloudId): ids are per site, and a delivery names only the id,
+ * so the index leads with it. The id is null while registering it fails.
+ */
 @Entity({ name: 'jira_webhook_registrations' })
-@Index('jira_webhook_registrations_jira_id_idx', ['cloudId', 'jiraWebhookId'], { unique: true })
+@Index('jira_webhook_registrations_jira_id_idx', ['jiraWebhookId', 'cloudId'], { unique: true })
 @Index('jira_webhook_registrations_connection_idx', ['connectionId'])
 @Check('jira_webhook_registrations_status_check', `status IN ('active', 'failing', 'paused', 'removed')`)
 export class JiraWebhookRegistrationEntity {

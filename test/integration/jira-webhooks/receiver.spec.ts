@@ -140,6 +140,22 @@ describe.each(drivers)('recording Jira deliveries on %s', (driver) => {
       ]),
     );
   });
+
+  it("finds a delivery's registrations by Jira's webhook id alone, reading a few pages of 10,000 registrations", async () => {
+    await db.dataSource.query(
+      `INSERT INTO jira_webhook_registrations (id, connection_id, cloud_id, jira_webhook_id, events, jql_filter, status, created_at, updated_at)
+       SELECT gen_random_uuid(), c.id, 'site-' || (n % 100), 1000 + n, '{jira:issue_updated}', 'project = ABC', 'active', now(), now()
+       FROM connections c CROSS JOIN generate_series(1, 10000) AS n WHERE c.user_id = 'bob'`,
+    );
+    await db.dataSource.query(`ANALYZE jira_webhook_registrations`);
+    const [{ 'QUERY PLAN': [plan] }]: { 'QUERY PLAN': { Plan: { 'Shared Hit Blocks': number; 'Shared Read Blocks': number } }[] }[] =
+      await db.dataSource.query(
+        `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)
+         SELECT id FROM jira_webhook_registrations WHERE jira_webhook_id = ANY('{7,5000}'::bigint[]) AND status <> 'removed'`,
+      );
+    // Two descents of a three-level index and their rows; reading the table or the whole index is hundreds.
+    expect(plan.Plan['Shared Hit Blocks'] + plan.Plan['Shared Read Blocks']).toBeLessThan(20);
+  });
 });
 
 /** The repository, with the first batch's write held until the test lets it go, and each batch's identifiers noted. */
