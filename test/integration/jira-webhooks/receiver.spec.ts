@@ -148,11 +148,14 @@ describe.each(drivers)('recording Jira deliveries on %s', (driver) => {
        FROM connections c CROSS JOIN generate_series(1, 10000) AS n WHERE c.user_id = 'bob'`,
     );
     await db.dataSource.query(`ANALYZE jira_webhook_registrations`);
-    const [{ 'QUERY PLAN': [plan] }]: { 'QUERY PLAN': { Plan: { 'Shared Hit Blocks': number; 'Shared Read Blocks': number } }[] }[] =
-      await db.dataSource.query(
-        `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)
+    const [
+      {
+        'QUERY PLAN': [plan],
+      },
+    ]: { 'QUERY PLAN': { Plan: { 'Shared Hit Blocks': number; 'Shared Read Blocks': number } }[] }[] = await db.dataSource.query(
+      `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)
          SELECT id FROM jira_webhook_registrations WHERE jira_webhook_id = ANY('{7,5000}'::bigint[]) AND status <> 'removed'`,
-      );
+    );
     // Two descents of a three-level index and their rows; reading the table or the whole index is hundreds.
     expect(plan.Plan['Shared Hit Blocks'] + plan.Plan['Shared Read Blocks']).toBeLessThan(20);
   });
