@@ -215,6 +215,34 @@ describe('AtlassianApi.productStream', () => {
     expect(drained).toEqual(['a1']);
   });
 
+  it('reads the token while the request is still being made, and sends nothing before it is', async () => {
+    const { service, asked } = tokens({ accessToken: 'a1', expiresAt: at(50) });
+    const { client: fake, used } = streamingClient({ a1: 200 });
+    let make!: (made: typeof request) => void;
+    const answering = new AtlassianApi(service, fake, clock, noMissingScopes).productStream(
+      'u',
+      'jira',
+      'c1',
+      new Promise((resolve) => (make = resolve)),
+    );
+    await new Promise((resolve) => setImmediate(resolve));
+    expect([asked, used]).toEqual([[30], []]);
+    make(request);
+    expect((await answering).status).toBe(200);
+    expect(used).toEqual(['a1']);
+  });
+
+  it("answers the request's failure when it fails, whatever the token read does, and calls nothing", async () => {
+    const noToken = { accessToken: () => Promise.reject(new ReauthRequiredError('u')) } as unknown as AccessTokenService;
+    const { client: fake, used } = streamingClient({});
+    const siteMissing = new DomainError('site_not_found', 'Site c9 is not among the sites of user "u".');
+    const error = await failure(
+      new AtlassianApi(noToken, fake, clock, noMissingScopes).productStream('u', 'jira', 'c9', Promise.reject(siteMissing)),
+    );
+    expect(error).toBe(siteMissing);
+    expect(used).toEqual([]);
+  });
+
   it.each([
     ['a paused scope', paused, 'atlassian_rate_limited', { 'Retry-After': '42', 'RateLimit-Reason': 'jira-quota-global-based' }],
     ['a timeout', new AtlassianError('timeout', 'Atlassian did not answer within 15000 ms'), 'atlassian_timeout', {}],

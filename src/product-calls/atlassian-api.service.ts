@@ -64,13 +64,25 @@ export class AtlassianApi {
    * A product call whose answer is passed on as it comes (the proxy): Atlassian's status, headers and body as a
    * stream, whatever the status, except that a 401 is retried once with a fresh token. Only what kept an answer from
    * coming is an error: 429 `atlassian_rate_limited` (a paused scope), 504 `atlassian_timeout`, 503 when unreachable.
+   *
+   * The request may still be in the making (the proxy checks the site meanwhile): the token is read alongside, and
+   * nothing is sent unless the request comes; when it fails, that failure is the answer, whatever the token read did.
    */
-  async productStream(userId: string, product: AtlassianProduct, cloudId: string, request: ProductStreamRequest): Promise<StreamedAnswer> {
+  async productStream(
+    userId: string,
+    product: AtlassianProduct,
+    cloudId: string,
+    request: ProductStreamRequest | Promise<ProductStreamRequest>,
+  ): Promise<StreamedAnswer> {
+    const token = this.tokens.accessToken(userId, MIN_VALIDITY_SECONDS);
+    // Awaited below once the request is made; if the request fails instead, its failure is the one answered.
+    token.catch(() => undefined);
+    const made = await request;
     const send = (accessToken: string) =>
-      this.client.productStream(accessToken, product, cloudId, request).catch((error: unknown) => {
+      this.client.productStream(accessToken, product, cloudId, made).catch((error: unknown) => {
         throw streamError(error);
       });
-    const first = await this.tokens.accessToken(userId, MIN_VALIDITY_SECONDS);
+    const first = await token;
     const answer = await send(first.accessToken);
     if (answer.status !== 401) return answer;
     // Read to its end, so that the connection can carry the retry.
