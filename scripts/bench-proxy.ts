@@ -10,8 +10,9 @@
  * CBA …) so that a busy machine weighs on all three alike: first as fast as each answers (requests/s, latency, and
  * the CPU time of the process answering), then at one fixed rate for all three, below what any of them can do, each
  * request sent at its own evenly spaced moment over 32 keep-alive connections, where the latency a hop adds is what
- * it adds, not a queue. Then it downloads one large attachment through the service and
- * reports the service process' RSS while it streams.
+ * it adds, not a queue. Before each recorded turn every process of the run collects its garbage, so that no turn
+ * pays for another's. Then it downloads one large attachment through the service and reports the service process'
+ * RSS while it streams.
  *
  * The server comes from BENCH_PG_URL (an admin URL; default postgres://postgres@127.0.0.1:5432/postgres); the
  * benchmark creates its own database there and drops it at the end.
@@ -34,13 +35,19 @@ import { createApp } from '../src/app.factory.js';
 import { loadConfig } from '../src/config/app-config.js';
 import {
   admin,
+  collectGarbage,
   listenAndReport,
   type Measured,
   reply,
+  percentile,
   scratchDatabase,
   runBenchmarkScript,
   serveAsBenchmarkChild,
+  splitByStalls,
+  type Stall,
+  stallsSeen,
   startServer,
+  startStallWatch,
   Tally,
   usage,
 } from './bench-support.js';
@@ -261,8 +268,12 @@ async function pace(
         get(`${target.url}${path}`, { agent, headers: target.headers }, (response) => {
           response.resume();
           response.on('end', () => {
-            if (response.statusCode === 200) tally?.latenciesMs.push(performance.now() - from);
-            else failed += 1;
+            if (response.statusCode !== 200) failed += 1;
+            else if (tally) {
+              const latencyMs = performance.now() - from;
+              tally.latenciesMs.push(latencyMs);
+              tally.spans.push({ startMs: performance.timeOrigin + from, latencyMs });
+            }
             resolve();
           });
         }).on('error', () => {
@@ -278,20 +289,41 @@ async function pace(
 }
 
 /** Turns of each target in ABC CBA … order, so that whatever else the machine does weighs on all alike. */
-async function alternate(
-  targets: readonly Target[],
-  users: readonly SeededUser[],
-  rounds: number,
-  options: TurnOptions,
-): Promise<Measured[]> {
+async function alternate(targets: readonly Target[], users: readonly SeededUser[], rounds: number, options: TurnOptions): Promise<Tally[]> {
   const tallies = targets.map(() => new Tally());
   for (let round = 0; round < rounds; round++) {
     const order = targets.map((_, index) => index);
-    for (const index of round % 2 === 0 ? order : order.reverse()) await turn(targets[index], tallies[index], users, options);
+    for (const index of round % 2 === 0 ? order : order.reverse()) {
+      await collectGarbage(targets.map((target) => target.child));
+      await turn(targets[index], tallies[index], users, options);
+    }
   }
   const failed = tallies.map((tally) => tally.failed);
   if (failed.some((n) => n > 0)) throw new Error(`requests failed: ${failed.join(' / ')}`);
-  return tallies.map((tally) => tally.result());
+  return tallies;
+}
+
+/**
+ * The machine's stalls during the paced turns, as the idle watch process saw them, and how the requests under way in
+ * one fared beside the others: what part of a p99 no server of the run is answerable for.
+ */
+function stallLine(stalls: readonly Stall[], targets: readonly Target[], tallies: readonly Tally[]): string {
+  const longest = Math.max(0, ...stalls.map((stall) => stall.lateMs));
+  const gaps = stalls.slice(1).map((stall, index) => stall.atMs - stalls[index].atMs);
+  gaps.sort((a, b) => a - b);
+  const medianGap = percentile(gaps, 50);
+  const split = tallies.map((tally, index) => {
+    const { during, others } = splitByStalls(tally.spans, stalls);
+    const latencies = others.map((span) => span.latencyMs);
+    latencies.sort((a, b) => a - b);
+    const p99 = percentile(latencies, 99);
+    return `${targets[index].label.split(':')[0]} ${during.length} (p99 of the others ${p99.toFixed(1)} ms)`;
+  });
+  return (
+    `machine stalls during the paced turns (an idle process' 2 ms timer late by more than 5 ms): ${stalls.length}, longest ` +
+    `${longest.toFixed(1)} ms, median ${Number.isNaN(medianGap) ? '-' : (medianGap / 1000).toFixed(2)} s apart; ` +
+    `requests under way in one: ${split.join(', ')}`
+  );
 }
 
 /** Downloads one attachment through the service, as fast as it comes, while the service process samples its RSS. */
@@ -391,11 +423,15 @@ async function main(): Promise<void> {
     ];
     const loadBefore = loadavg()[0];
     for (const target of targets) await turn(target, undefined, seeded, { connections, seconds: WARMUP_SECONDS });
-    const saturated = await alternate(targets, seeded, rounds, { connections, seconds });
+    const saturated = (await alternate(targets, seeded, rounds, { connections, seconds })).map((tally) => tally.result());
+    const watch = await startStallWatch();
+    servers.push(watch);
     const paced = await alternate(targets, seeded, rounds, { connections, seconds, rate });
+    const stalls = await stallsSeen(watch);
     const loadAfter = loadavg()[0];
     const [app, forwarder] = saturated;
-    const [pacedApp, pacedForwarder, pacedDirect] = paced;
+    const pacedResults = paced.map((tally) => tally.result());
+    const [pacedApp, pacedForwarder, pacedDirect] = pacedResults;
     const streamed = await streamThrough(service, seeded[1], streamBytes);
 
     const row = (label: string, run: Measured) =>
@@ -418,8 +454,9 @@ async function main(): Promise<void> {
       '',
       '| target | p50 | p99 | requests |',
       '|---|---|---|---|',
-      ...targets.map((target, index) => pacedRow(target.label, paced[index])),
+      ...targets.map((target, index) => pacedRow(target.label, pacedResults[index])),
       '',
+      stallLine(stalls, targets, paced),
       `added p99 over the direct call: service ${(pacedApp.p99Ms - pacedDirect.p99Ms).toFixed(1)} ms, ` +
         `bare forwarder ${(pacedForwarder.p99Ms - pacedDirect.p99Ms).toFixed(1)} ms; ` +
         `load average ${loadBefore.toFixed(1)} before, ${loadAfter.toFixed(1)} after`,

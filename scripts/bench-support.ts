@@ -6,6 +6,8 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import type { INestApplication } from '@nestjs/common';
 import pg from 'pg';
 
@@ -51,10 +53,31 @@ export async function scratchDatabase(benchmark: string): Promise<ScratchDatabas
 export function serveAsBenchmarkChild(): void {
   process.once('SIGTERM', () => process.exit(0));
   process.on('message', (message: unknown) => {
+    if (message === COLLECT) {
+      collectHere();
+      process.send?.({ collected: true });
+    }
     if (message !== USAGE_QUERY) return;
     const { user, system } = process.cpuUsage();
     process.send?.({ cpuMicros: user + system, syscalls: ioSyscalls() });
   });
+}
+
+const COLLECT = 'collect';
+
+/** A full garbage collection in this process now (V8's `gc`, made reachable without --expose-gc on the command line). */
+function collectHere(): void {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+}
+
+/**
+ * A full collection in this process and in each server, before a recorded turn: what one target's turn left behind
+ * (a saturating turn leaves a lot) is not collected during another's, where its pause would count as that target's.
+ */
+export async function collectGarbage(children: readonly ChildProcess[]): Promise<void> {
+  collectHere();
+  await Promise.all(children.map((child) => reply(child, 'collected', COLLECT)));
 }
 
 /** In a server child process: listens on a free port and tells the benchmark which. */
@@ -132,9 +155,17 @@ export interface Measured {
   readonly syscallsPerRequest: number;
 }
 
+/** A request's start (milliseconds since the epoch, as every process of the run reads it) and its latency. */
+export interface Span {
+  readonly startMs: number;
+  readonly latencyMs: number;
+}
+
 /** Latencies and failures of one server, gathered over all its recorded turns. */
 export class Tally {
   readonly latenciesMs: number[] = [];
+  /** Each request's start as well, where a turn records it (to set requests beside the machine's stalls). */
+  readonly spans: Span[] = [];
   failed = 0;
   seconds = 0;
   cpuMicros = 0;
@@ -160,9 +191,66 @@ export class Tally {
   }
 }
 
+const STALL_WATCH = 'stall-watch';
+const STALL_TICK_MS = 2;
+/** A wake this much later than asked is a stall; an idle process on an idle machine wakes within about 1 ms. */
+const STALL_MS = 5;
+
+/** When the machine stopped a process that had nothing to do: from (milliseconds since the epoch), for how long. */
+export interface Stall {
+  readonly atMs: number;
+  readonly lateMs: number;
+}
+
+/**
+ * Starts a process that does nothing but wake every 2 ms and note each wake more than 5 ms late. It has no work of its
+ * own, so its late wakes are the machine's stalls (the hypervisor, another tenant of the host, the kernel), not a
+ * server's: requests under way during one are slow for a reason no server of the run has.
+ */
+export async function startStallWatch(): Promise<ChildProcess> {
+  const child = fork(process.argv[1], [SERVE_FLAG, STALL_WATCH], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  await reply(child, 'watching');
+  return child;
+}
+
+/** The stalls the watch has seen so far. */
+export async function stallsSeen(child: ChildProcess): Promise<Stall[]> {
+  return (await reply<{ stalls: Stall[] }>(child, 'stalls', 'stalls')).stalls;
+}
+
+function watchStalls(): void {
+  const stalls: Stall[] = [];
+  let last = performance.now();
+  setInterval(() => {
+    const now = performance.now();
+    const lateMs = now - last - STALL_TICK_MS;
+    if (lateMs > STALL_MS) stalls.push({ atMs: performance.timeOrigin + last + STALL_TICK_MS, lateMs });
+    last = now;
+  }, STALL_TICK_MS);
+  process.once('SIGTERM', () => process.exit(0));
+  process.on('message', (message: unknown) => {
+    if (message === 'stalls') process.send?.({ stalls });
+  });
+  process.send?.({ watching: true });
+}
+
+/** The requests of `spans` under way during one of `stalls`, and the others. */
+export function splitByStalls(spans: readonly Span[], stalls: readonly Stall[]): { during: Span[]; others: Span[] } {
+  const during: Span[] = [];
+  const others: Span[] = [];
+  for (const span of spans) {
+    const end = span.startMs + span.latencyMs;
+    const hit = stalls.some((stall) => stall.atMs < end && stall.atMs + stall.lateMs > span.startMs);
+    (hit ? during : others).push(span);
+  }
+  return { during, others };
+}
+
 /** A benchmark script's entry: a server child (`<script> --serve <kind>`) or the benchmark itself; a failure exits 1. */
 export function runBenchmarkScript(main: () => Promise<void>, serve: (kind: string) => Promise<void>): void {
-  const run = process.argv[2] === SERVE_FLAG ? serve(process.argv[3]) : main().then(() => process.exit(0));
+  const child = process.argv[2] === SERVE_FLAG;
+  if (child && process.argv[3] === STALL_WATCH) return watchStalls();
+  const run = child ? serve(process.argv[3]) : main().then(() => process.exit(0));
   run.catch((error: unknown) => {
     process.stderr.write(`Benchmark failed: ${error instanceof Error ? (error.stack ?? error.message) : JSON.stringify(error)}\n`);
     process.exit(1);
