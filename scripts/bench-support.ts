@@ -56,6 +56,7 @@ export function serveAsBenchmarkChild(): void {
     if (message === COLLECT) {
       collectHere();
       process.send?.({ collected: true });
+      return;
     }
     if (message !== USAGE_QUERY) return;
     const { user, system } = process.cpuUsage();
@@ -65,10 +66,15 @@ export function serveAsBenchmarkChild(): void {
 
 const COLLECT = 'collect';
 
-/** A full garbage collection in this process now (V8's `gc`, made reachable without --expose-gc on the command line). */
+let gc: (() => void) | undefined;
+
+/** A full garbage collection in this process now (V8's `gc`, made reachable once without --expose-gc on the command line). */
 function collectHere(): void {
-  setFlagsFromString('--expose-gc');
-  (runInNewContext('gc') as () => void)();
+  if (!gc) {
+    setFlagsFromString('--expose-gc');
+    gc = runInNewContext('gc') as () => void;
+  }
+  gc();
 }
 
 /**
