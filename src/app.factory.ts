@@ -15,11 +15,11 @@ import { AppExpressAdapter } from './common/express-adapter.js';
 import { refuseDeepJson } from './common/json-depth.js';
 import { AppValidationPipe } from './common/validation.pipe.js';
 import type { CoreOptions } from './config/config.module.js';
-import { JIRA_WEBHOOK_MAX_BODY_BYTES } from './jira-webhooks/jira-webhook.receiver.js';
-import { JIRA_WEBHOOK_RECEIVER_PATH } from './jira-webhooks/jira-webhooks.service.js';
+import { mountJiraWebhookReceiver } from './jira-webhooks/jira-webhook-receiver.route.js';
 import { AppLogger } from './logging/app-logger.js';
 import { logDestination as defaultLogDestination } from './logging/log-output.js';
-import { loggingParams } from './logging/logging.module.js';
+import { loggingParams, requestLogMiddleware } from './logging/logging.module.js';
+import { HttpMetrics, HttpMetricsMiddleware } from './metrics/http-metrics.middleware.js';
 import { BROWSER_ROUTES_PREFIX, browserRouteHeaders } from './oauth/browser-headers.js';
 import { isProxyPath, routeProductPathsAsSent } from './proxy/proxy-path.js';
 
@@ -46,6 +46,12 @@ export async function createApp(options: CoreOptions, logger?: AppLogger): Promi
   // No answer here is worth revalidating: the API's and the browser routes' must not be stored, health and metrics are
   // live. Express would otherwise hash every body for an ETag.
   app.set('etag', false);
+  // Jira's deliveries go to their own route, ahead of everything below (see mountJiraWebhookReceiver).
+  const httpMetrics = new HttpMetricsMiddleware(app.get(HttpMetrics));
+  mountJiraWebhookReceiver(app, {
+    requestLog: requestLogMiddleware(options.config),
+    httpMetrics: (req, res, next) => httpMetrics.use(req, res, next),
+  });
   // Floods of requests without a valid key wait before they cost anything more than the key check.
   app.use(paceRequestsWithoutKey(app.get(ApiKeyGuard), app.get(RefusalPacer)));
   // The API's own set under /v1; elsewhere helmet's without its default CSP, which would break other HTML (the API
@@ -57,8 +63,6 @@ export async function createApp(options: CoreOptions, logger?: AppLogger): Promi
   // JSON and form bodies are parsed for every route but the proxy's, which forwards its paths and bodies as they came.
   app.use(routeProductPathsAsSent());
   app.use(apiBodiesAreJson(isProxyPath));
-  // Jira's deliveries are read as bytes, up to a limit, and parsed only once their JWT is verified.
-  app.use(JIRA_WEBHOOK_RECEIVER_PATH, express.raw({ type: () => true, limit: JIRA_WEBHOOK_MAX_BODY_BYTES }));
   // Express' JSON parser, as Nest would add it, but refusing bodies nested too deep for what walks them after parsing.
   app.use(express.json({ type: unlessProxied('application/json'), verify: refuseDeepJson }));
   app.useBodyParser('urlencoded', { extended: true, type: unlessProxied('application/x-www-form-urlencoded') });
@@ -69,9 +73,9 @@ export async function createApp(options: CoreOptions, logger?: AppLogger): Promi
   return app;
 }
 
-/** The body parsers' test: this media type, on any route but the proxy's and one whose body was read already. */
+/** The body parsers' test: this media type, on any route but the proxy's. */
 function unlessProxied(type: string): (req: IncomingMessage) => boolean {
-  return (req) => !isProxyPath((req as Request).path) && !Buffer.isBuffer((req as Request).body) && Boolean((req as Request).is(type));
+  return (req) => !isProxyPath((req as Request).path) && Boolean((req as Request).is(type));
 }
 
 /**

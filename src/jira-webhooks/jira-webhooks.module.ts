@@ -1,7 +1,6 @@
 import { Module } from '@nestjs/common';
 import { ProductCallsModule } from '../product-calls/product-calls.module.js';
 import { MathRandomSource, RandomSource } from '../refresh/timing.js';
-import { JiraWebhookReceiverController } from './jira-webhook-receiver.controller.js';
 import { JiraWebhookClient } from './jira-webhook.client.js';
 import { JiraWebhookReceiver } from './jira-webhook.receiver.js';
 import { JiraWebhooksController } from './jira-webhooks.controller.js';
@@ -16,7 +15,7 @@ import { JiraWebhooksService } from './jira-webhooks.service.js';
  */
 @Module({
   imports: [ProductCallsModule],
-  controllers: [JiraWebhooksController, JiraWebhookReceiverController],
+  controllers: [JiraWebhooksController],
   providers: [
     JiraWebhooksRepository,
     JiraWebhookClient,
