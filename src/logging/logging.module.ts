@@ -24,7 +24,7 @@ export function loggingParams(config: AppConfig, destination: DestinationStream 
 /**
  * The request log as a middleware of its own, for a route served ahead of Nest's middleware (the Jira webhook
  * receiver): the same lines, written through the application's root logger (which exists once createApp's logger or
- * this module's has been built).
+ * this module's has been built). Its refusals are sampled on their own, apart from the API's.
  */
 export function requestLogMiddleware(config: AppConfig): RequestHandler {
   return pinoHttp({ ...requestLogOptions(config), logger: PinoLogger.root });
