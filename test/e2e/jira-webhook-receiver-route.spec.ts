@@ -1,5 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import type { Express } from 'express';
+import { JiraWebhookReceiver } from '../../src/jira-webhooks/jira-webhook.receiver.js';
 import { startTestApp, type TestApp } from '../utils/app.js';
 
 interface Layer {
@@ -59,5 +60,15 @@ describe("the Jira webhook receiver's route", () => {
     const garbled = await send({ 'Content-Encoding': 'compress' });
     expect(garbled.status).toBe(415);
     expect(app.logLines().some((entry) => (entry.res as { statusCode?: number } | undefined)?.statusCode === 415)).toBe(true);
+  });
+
+  it('answers 500 through the application error handling when the delivery cannot be recorded, and keeps serving', async () => {
+    const receive = jest.spyOn(app.app.get(JiraWebhookReceiver), 'receive').mockRejectedValueOnce(new Error('the database is gone'));
+    try {
+      expect((await send({})).status).toBe(500);
+      expect((await send({})).status).toBe(401);
+    } finally {
+      receive.mockRestore();
+    }
   });
 });
