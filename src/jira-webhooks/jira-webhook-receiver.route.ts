@@ -13,10 +13,10 @@ export interface ReceiverRouteOptions {
  * Where Jira delivers (`POST PUBLIC_URL/atlassian/jira-webhooks`): Jira's caller, not the SaaS backend's, so no API
  * key. The route is Express's, added before the application's middleware and Nest's routes, because a delivery needs
  * none of them (the API's key check, pacing and headers, the JSON and form parsers, Nest's guards, pipes and route
- * table) and walking through them was most of the receiver's CPU time besides the JWT check and the database write:
- * 60–80 µs of 210 per delivery (docs/benchmarks.md, "Jira webhook receiver"). It keeps what every request has: its
- * line in the request log, its X-Request-Id, the HTTP metrics under its own route, and Nest's error handling (an error
- * is passed on to the application's exception filter, which answers it as it did when this was a Nest controller).
+ * table), and skipping them took the service's CPU per delivery from 211–226 to 132–138 µs (docs/benchmarks.md, "Jira
+ * webhook receiver"). It keeps what every request has: its line in the request log, its X-Request-Id, the HTTP metrics
+ * under its own route, and Nest's error handling (an error is passed on to the application's exception filter, which
+ * answers it as it did when this was a Nest controller).
  */
 export function mountJiraWebhookReceiver(app: INestApplication, options: ReceiverRouteOptions): void {
   const receiver = app.get(JiraWebhookReceiver);
