@@ -5,6 +5,7 @@ import { ConnectionLifecycle1795761000000 } from './1795761000000-ConnectionLife
 import { AtlassianRateLimitPauses1795762000000 } from './1795762000000-AtlassianRateLimitPauses.js';
 import { JiraWebhooks1795763000000 } from './1795763000000-JiraWebhooks.js';
 import { JiraWebhookIdFirst1795764000000 } from './1795764000000-JiraWebhookIdFirst.js';
+import { ConnectionChangeNotify1795765000000 } from './1795765000000-ConnectionChangeNotify.js';
 
 /** Every migration, oldest first. A new migration is added here as well as in its own file. */
 export const MIGRATIONS = [
@@ -15,4 +16,5 @@ export const MIGRATIONS = [
   AtlassianRateLimitPauses1795762000000,
   JiraWebhooks1795763000000,
   JiraWebhookIdFirst1795764000000,
+  ConnectionChangeNotify1795765000000,
 ];

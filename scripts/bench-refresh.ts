@@ -32,6 +32,7 @@ import { DataSource } from 'typeorm';
 import { AtlassianClient } from '../src/atlassian/atlassian.client.js';
 import { SystemClock } from '../src/common/clock.js';
 import { type AppConfig, loadConfig } from '../src/config/app-config.js';
+import { ConnectionCache } from '../src/connection-store/connection-cache.js';
 import { connectionTokenContext } from '../src/connection-store/connection-token-context.js';
 import { TokenCipher } from '../src/crypto/token-cipher.js';
 import { dataSourceOptions } from '../src/database/data-source.js';
@@ -200,7 +201,8 @@ interface RefreshRun {
 
 async function runRefresh(dataSource: DataSource, config: AppConfig, cipher: TokenCipher, client: AtlassianClient): Promise<RefreshRun> {
   const clock = new SystemClock();
-  const repository = new ConnectionsRepository(dataSource, new OutboxRepository());
+  // Nothing here reads the cache, so it never listens: the refresh writes only make it forget.
+  const repository = new ConnectionsRepository(dataSource, new OutboxRepository(), new ConnectionCache(config, clock));
   const registry = new Registry();
   const metrics = new SamplingMetrics(registry, repository, clock, config);
   const outage = new TokenEndpointOutage(registry);

@@ -9,6 +9,8 @@ import { runStatement, type StatementResult } from '../database/run-statement.js
 import { StatementBatcher } from '../database/statement-batcher.js';
 import { OutboxRepository, type OutboxEvent } from '../webhooks/outbox.repository.js';
 import type { ResourceChange } from './accessible-resource-change.entity.js';
+import { ConnectionCache } from './connection-cache.js';
+import type { TokenState } from './token-state.js';
 import type { ConnectionStatus } from './connection.entity.js';
 
 /** Everything a fresh consent sets on a connection; the tokens are already sealed for its row. */
@@ -184,20 +186,6 @@ export interface ClaimedConnection {
 }
 
 /** What the on-demand path reads to decide whether the stored access token will do. */
-export interface TokenState {
-  readonly id: string;
-  readonly status: ConnectionStatus;
-  readonly version: number;
-  readonly accessToken: SealedValue | null;
-  readonly accessTokenExpiresAt: Date | null;
-  readonly dueAt: Date | null;
-  readonly leaseId: string | null;
-  readonly leaseExpiresAt: Date | null;
-  /** When the stored tokens were issued: by the consent (then equal to consentedAt) or by a refresh. */
-  readonly lastRefreshedAt: Date | null;
-  readonly consentedAt: Date;
-}
-
 export interface LeaseRequest {
   readonly now: Date;
   readonly owner: string;
@@ -379,6 +367,7 @@ export class ConnectionsRepository {
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
     private readonly outbox: OutboxRepository,
+    private readonly cache: ConnectionCache,
   ) {
     this.tokenStateReads = new StatementBatcher(
       async (userIds) => {
@@ -423,13 +412,14 @@ export class ConnectionsRepository {
     now: Date,
     alsoInTransaction: (manager: EntityManager, connectionId: string) => Promise<void>,
   ): Promise<StoredConnection> {
-    return this.dataSource.transaction(async (manager) => {
+    const stored = this.dataSource.transaction(async (manager) => {
       const stored = await this.upsertConnected(manager, consent.userId, consent.valuesFor);
       await this.replaceResources(manager, stored.id, consent.resources, now);
       await this.outbox.enqueue(manager, consent.event, now);
       await alsoInTransaction(manager, stored.id);
       return stored;
     });
+    return this.changing([consent.userId], stored);
   }
 
   private async upsertConnected(
@@ -539,7 +529,7 @@ export class ConnectionsRepository {
    * a SELECT because TypeORM answers a bare DELETE differently on `pg` and on embedded PGlite.
    */
   deleteByUserId(userId: string, now: Date): Promise<boolean> {
-    return this.dataSource.transaction(async (manager) => {
+    const deleted = this.dataSource.transaction(async (manager) => {
       const rows: { atlassianAccountId: string }[] = await manager.query(
         `WITH deleted AS (DELETE FROM connections WHERE user_id = $1 RETURNING atlassian_account_id)
          SELECT atlassian_account_id AS "atlassianAccountId" FROM deleted`,
@@ -553,6 +543,7 @@ export class ConnectionsRepository {
       );
       return true;
     });
+    return this.changing([userId], deleted);
   }
 
   /**
@@ -583,7 +574,7 @@ export class ConnectionsRepository {
     askedAt: Date,
     now: Date,
   ): Promise<{ stored: StoredResources; changes: ResourceChanges } | undefined> {
-    return this.dataSource.transaction(async (manager) => {
+    const stored = this.dataSource.transaction(async (manager) => {
       const rows: { connectionId: string; fetchedAt: Date | null; cloudIds: string[] }[] = await manager.query(
         `SELECT c.id AS "connectionId", c.resources_fetched_at AS "fetchedAt",
            ARRAY(SELECT r.cloud_id FROM accessible_resources r WHERE r.connection_id = c.id) AS "cloudIds"
@@ -611,6 +602,7 @@ export class ConnectionsRepository {
       const stored = (await this.findResources(manager, [userId])).get(userId)!;
       return { stored, changes };
     });
+    return this.changing([userId], stored);
   }
 
   /** Tokens not sealed under `activeKeyId`, per key, and the connections holding them. */
@@ -849,7 +841,14 @@ export class ConnectionsRepository {
    * leases back and schedules the next refreshes, in one statement; with events, in one transaction with them (an
    * event is written only for a row that was stored). Answers the ids stored: a missing id lost its lease.
    */
-  async saveRefreshed(batch: readonly RefreshedWrite[]): Promise<Set<string>> {
+  saveRefreshed(batch: readonly RefreshedWrite[]): Promise<Set<string>> {
+    return this.changing(
+      batch.map((write) => write.claim.userId),
+      this.writeRefreshed(batch),
+    );
+  }
+
+  private async writeRefreshed(batch: readonly RefreshedWrite[]): Promise<Set<string>> {
     // Rows are locked in id order, so this cannot deadlock with another writer of many rows that does the same.
     const writes = [...batch].sort((a, b) => (a.claim.id < b.claim.id ? -1 : a.claim.id > b.claim.id ? 1 : 0));
     const params = [
@@ -903,7 +902,7 @@ export class ConnectionsRepository {
   }
 
   /** The grant is gone: tokens dropped, never due again, and `events` written in the same transaction. */
-  async markReauthRequired(claim: ClaimedConnection, error: string, now: Date, events: readonly OutboxEvent[]): Promise<boolean> {
+  markReauthRequired(claim: ClaimedConnection, error: string, now: Date, events: readonly OutboxEvent[]): Promise<boolean> {
     const sql = `
       UPDATE connections SET
         status = 'reauth_required',
@@ -918,7 +917,7 @@ export class ConnectionsRepository {
         version = version + 1,
         lease_id = NULL, lease_owner = NULL, lease_expires_at = NULL
       WHERE id = $1 AND lease_id = $2`;
-    return this.writeUnderLease(sql, [claim.id, claim.leaseId, error, now], now, events);
+    return this.changing([claim.userId], this.writeUnderLease(sql, [claim.id, claim.leaseId, error, now], now, events));
   }
 
   /**
@@ -1078,6 +1077,16 @@ export class ConnectionsRepository {
       if (affected === 0) return false;
       for (const event of events) await this.outbox.enqueue(manager, event, now);
       return true;
+    });
+  }
+
+  /**
+   * This replica's cache forgets the users once `write` has committed (or failed, which may still have committed), so
+   * that what this replica answers next never predates its own write; other replicas hear of it from the triggers.
+   */
+  private changing<T>(userIds: readonly string[], write: Promise<T>): Promise<T> {
+    return write.finally(() => {
+      for (const userId of userIds) this.cache.forget(userId);
     });
   }
 

@@ -3,6 +3,7 @@ import { AtlassianApi } from '../product-calls/atlassian-api.service.js';
 import { Clock } from '../common/clock.js';
 import { ConnectionNotFoundError, DomainError, ReauthRequiredError } from '../common/errors.js';
 import type { AccessibleResourcesDto, ResourceChangesDto } from './accessible-resources.dto.js';
+import { ConnectionCache } from '../connection-store/connection-cache.js';
 import { ConnectionsRepository, type StoredResources } from '../connection-store/connections.repository.js';
 
 /**
@@ -15,14 +16,20 @@ export class AccessibleResourcesService {
     private readonly connections: ConnectionsRepository,
     private readonly atlassian: AtlassianApi,
     private readonly clock: Clock,
+    private readonly cache: ConnectionCache,
   ) {}
 
   read(userId: string, options: { refresh: boolean }): Promise<AccessibleResourcesDto> {
     return options.refresh ? this.refresh(userId) : this.stored(userId);
   }
 
-  /** Throws unless the user's connection is usable and lists this site: product calls go only to the user's own sites. */
+  /**
+   * Throws unless the user's connection is usable and lists this site: product calls go only to the user's own sites.
+   * A site found listed is remembered until the connection changes (ConnectionCache); a refusal is always read afresh.
+   */
   async assertSiteListed(userId: string, cloudId: string): Promise<void> {
+    if (this.cache.hasSite(userId, cloudId)) return;
+    const ticket = this.cache.ticket();
     const access = await this.connections.checkSiteAccess({ userId, cloudId });
     if (!access) throw new ConnectionNotFoundError(userId);
     if (access.status === 'reauth_required') throw new ReauthRequiredError(userId);
@@ -32,6 +39,7 @@ export class AccessibleResourcesService {
         `Site ${cloudId} is not among the sites of user "${userId}"; GET accessible-resources lists them (refresh=true re-reads them).`,
       );
     }
+    this.cache.rememberSite(ticket, userId, cloudId);
   }
 
   /** The stored sites, in a statement shared with concurrent reads. */

@@ -18,6 +18,8 @@ import { LifecycleService } from '../lifecycle/lifecycle.service.js';
 /** A token handed to a call must outlive the call; Atlassian's own timeout bounds it well below this. */
 const MIN_VALIDITY_SECONDS = 30;
 const DEFAULT_RETRY_AFTER_SECONDS = 5;
+/** A call's first token may be the one this replica read lately; the token for a retry after a 401 is read afresh. */
+const CACHED = { cached: true } as const;
 
 /**
  * Calls Atlassian on behalf of one user. The token comes from AccessTokenService, so it is refreshed first when
@@ -54,7 +56,7 @@ export class AtlassianApi {
    * paused scope (`rate_limited` with `details.paused`), a timeout, a broken connection, or no token to send.
    */
   async productRequest(userId: string, product: AtlassianProduct, cloudId: string, request: ProductRequest): Promise<ProductAnswer> {
-    const first = await this.tokens.accessToken(userId, MIN_VALIDITY_SECONDS);
+    const first = await this.tokens.accessToken(userId, MIN_VALIDITY_SECONDS, CACHED);
     const answer = await this.client.productRequest(first.accessToken, product, cloudId, request);
     if (answer.status !== 401) return answer;
     return this.client.productRequest((await this.freshToken(userId, first)).accessToken, product, cloudId, request);
@@ -74,7 +76,7 @@ export class AtlassianApi {
     cloudId: string,
     request: ProductStreamRequest | Promise<ProductStreamRequest>,
   ): Promise<StreamedAnswer> {
-    const token = this.tokens.accessToken(userId, MIN_VALIDITY_SECONDS);
+    const token = this.tokens.accessToken(userId, MIN_VALIDITY_SECONDS, CACHED);
     // Awaited below once the request is made; if the request fails instead, its failure is the one answered.
     token.catch(() => undefined);
     const made = await request;
@@ -91,7 +93,7 @@ export class AtlassianApi {
   }
 
   private async withToken<T>(userId: string, call: (accessToken: string) => Promise<T>, target: Target): Promise<T> {
-    const first = await this.tokens.accessToken(userId, MIN_VALIDITY_SECONDS);
+    const first = await this.tokens.accessToken(userId, MIN_VALIDITY_SECONDS, CACHED);
     try {
       return await call(first.accessToken);
     } catch (error) {

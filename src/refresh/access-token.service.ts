@@ -1,13 +1,15 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { Clock } from '../common/clock.js';
 import { ConnectionNotFoundError, DomainError, ReauthRequiredError } from '../common/errors.js';
+import { ConnectionCache } from '../connection-store/connection-cache.js';
 import { connectionTokenContext } from '../connection-store/connection-token-context.js';
 import { TokenCipher, TokenDecryptionError } from '../crypto/token-cipher.js';
 import { shortId } from '../logging/redact.js';
 import type { AccessTokenResponseDto } from './access-token.dto.js';
 import { REFRESH_POLICY } from './refresh.policy.js';
 import { RefreshMetrics } from './refresh.metrics.js';
-import { ConnectionsRepository, type TokenState } from '../connection-store/connections.repository.js';
+import { ConnectionsRepository } from '../connection-store/connections.repository.js';
+import type { TokenState } from '../connection-store/token-state.js';
 import { RefreshService, type OnDemandOutcome } from './refresh.service.js';
 
 /** A token closer to its expiry than this is not handed out even when refreshing failed: the caller could not use it. */
@@ -17,6 +19,11 @@ const DEFAULT_RETRY_AFTER_SECONDS = 5;
 export interface AccessTokenOptions {
   /** Refresh now: Atlassian refused the caller's token before its expiresAt. */
   readonly forceRefresh?: boolean;
+  /**
+   * A product call's token: one this replica read lately and has not heard change since (ConnectionCache) will do,
+   * while it stays valid long enough; anything else reads the database as usual.
+   */
+  readonly cached?: boolean;
 }
 
 /**
@@ -33,10 +40,15 @@ export class AccessTokenService {
     private readonly cipher: TokenCipher,
     private readonly clock: Clock,
     private readonly metrics: RefreshMetrics,
+    private readonly cache: ConnectionCache,
   ) {}
 
   async accessToken(userId: string, minValiditySeconds: number, options: AccessTokenOptions = {}): Promise<AccessTokenResponseDto> {
     const forced = options.forceRefresh === true;
+    if (options.cached === true && !forced) {
+      const known = this.cache.token(userId);
+      if (known && this.validFor(known, minValiditySeconds * 1000)) return this.reveal(known);
+    }
     const seen = await this.read(userId);
     if (this.refreshedJustNow(seen) || (!forced && this.validFor(seen, minValiditySeconds * 1000))) return this.reveal(seen);
     const outcome = await this.refresh.refreshNow(userId, seen);
@@ -49,10 +61,12 @@ export class AccessTokenService {
   }
 
   private async read(userId: string): Promise<TokenState> {
-    // Every call as a user reads its token here (the API's route, the proxy, the example route).
+    // Every call as a user reads its token here (the API's route, the proxy, the example route) unless cached.
+    const ticket = this.cache.ticket();
     const state = await this.repository.findTokenState(userId);
     if (!state) throw new ConnectionNotFoundError(userId);
     if (state.status === 'reauth_required') throw new ReauthRequiredError(userId);
+    this.cache.rememberToken(ticket, userId, state);
     return state;
   }
 

@@ -16,12 +16,8 @@ import type { OutboxEvent } from '../webhooks/outbox.repository.js';
 import { TokenEndpointOutage } from './outage.js';
 import { RefreshMetrics } from './refresh.metrics.js';
 import { answerMayBeLost, nextRefreshAt, REFRESH_POLICY, retryAt } from './refresh.policy.js';
-import {
-  ConnectionsRepository,
-  type ClaimedConnection,
-  type LeaseRequest,
-  type TokenState,
-} from '../connection-store/connections.repository.js';
+import { ConnectionsRepository, type ClaimedConnection, type LeaseRequest } from '../connection-store/connections.repository.js';
+import type { TokenState } from '../connection-store/token-state.js';
 import { RandomSource, Sleeper } from './timing.js';
 
 /** How one claimed connection ended. */

@@ -8,6 +8,7 @@ import type { AppConfig, EncryptionKey } from '../../../src/config/app-config.js
 import { dataSourceOptions } from '../../../src/database/data-source.js';
 import { TokenCipher } from '../../../src/crypto/token-cipher.js';
 import { describePostgres, drivers, openMigratedDatabase, type OpenedDatabase } from '../../utils/database.js';
+import { cacheOff } from '../../utils/connection-cache.js';
 
 const A: EncryptionKey = { id: 'A', key: randomBytes(32) };
 const B: EncryptionKey = { id: 'B', key: randomBytes(32) };
@@ -96,7 +97,7 @@ describe.each(drivers)('key rotation writes on %s', (driver) => {
       db.dataSource,
       ids.map((id) => ({ id, expected: expected.get(id)!, access: cipher(A), refresh: cipher(A) })),
     );
-    const repository = new ConnectionsRepository(db.dataSource, new OutboxRepository());
+    const repository = new ConnectionsRepository(db.dataSource, new OutboxRepository(), cacheOff());
     const rotating = cipher(B, A);
 
     const read = await repository.findStaleTokensAfter(db.dataSource.manager, 'B', null, 10);
@@ -131,7 +132,7 @@ describe.each(drivers)('key rotation writes on %s', (driver) => {
     }
     const interrupted = new TokenKeyRotationService(
       db.dataSource,
-      new FailsOnThirdBatch(db.dataSource, new OutboxRepository()),
+      new FailsOnThirdBatch(db.dataSource, new OutboxRepository(), cacheOff()),
       cipher(B, A),
       5,
     );
@@ -140,7 +141,7 @@ describe.each(drivers)('key rotation writes on %s', (driver) => {
 
     const report = await new TokenKeyRotationService(
       db.dataSource,
-      new ConnectionsRepository(db.dataSource, new OutboxRepository()),
+      new ConnectionsRepository(db.dataSource, new OutboxRepository(), cacheOff()),
       cipher(B, A),
       5,
     ).rotate(() => undefined);
@@ -205,7 +206,7 @@ describePostgres('rotate-keys on 10,000 connections while the service writes', (
     const progress: number[] = [];
     const report = await new TokenKeyRotationService(
       db.dataSource,
-      new ServiceWritesMidBatch(db.dataSource, new OutboxRepository()),
+      new ServiceWritesMidBatch(db.dataSource, new OutboxRepository(), cacheOff()),
       cipher(B, A),
     ).rotate((p) => progress.push(p.batch));
     rotating = false;

@@ -12,6 +12,7 @@ import { JiraWebhooksRepository } from '../../../src/jira-webhooks/jira-webhooks
 import { OutboxRepository } from '../../../src/webhooks/outbox.repository.js';
 import { ManualClock } from '../../utils/connections.js';
 import { drivers, openMigratedDatabase, type OpenedDatabase } from '../../utils/database.js';
+import { cacheOff } from '../../utils/connection-cache.js';
 
 function site(id: string, name: string): AccessibleResource {
   return { id, name, url: `https://${name}.atlassian.net`, scopes: ['read:jira-work'], avatarUrl: null };
@@ -47,14 +48,14 @@ describe.each(drivers)('AccessibleResourcesService on %s', (driver) => {
 
   beforeAll(async () => {
     db = await openMigratedDatabase(driver);
-    repository = new ConnectionsRepository(db.dataSource, new OutboxRepository());
+    repository = new ConnectionsRepository(db.dataSource, new OutboxRepository(), cacheOff());
     const config = loadConfig({ TOKEN_ENCRYPTION_KEYS: `k1:${randomBytes(32).toString('base64')}` });
     connections = new ConnectionsService(
       repository,
       new TokenCipher(config),
       clock,
       config,
-      new LifecycleService(db.dataSource, new ConnectionsRepository(db.dataSource, new OutboxRepository()), config, clock),
+      new LifecycleService(db.dataSource, new ConnectionsRepository(db.dataSource, new OutboxRepository(), cacheOff()), config, clock),
       new JiraWebhooksRepository(db.dataSource),
     );
   });
@@ -65,7 +66,7 @@ describe.each(drivers)('AccessibleResourcesService on %s', (driver) => {
   });
 
   function service(): AccessibleResourcesService {
-    return new AccessibleResourcesService(repository, atlassian, clock);
+    return new AccessibleResourcesService(repository, atlassian, clock, cacheOff());
   }
 
   it('replaces the stored sites with what Atlassian lists and answers the difference', async () => {
@@ -118,8 +119,8 @@ describe.each(drivers)('AccessibleResourcesService on %s', (driver) => {
         statements.push([...args[1]]);
         return super.findResources(...args);
       }
-    })(db.dataSource, new OutboxRepository());
-    const reader = new AccessibleResourcesService(counting, atlassian, clock);
+    })(db.dataSource, new OutboxRepository(), cacheOff());
+    const reader = new AccessibleResourcesService(counting, atlassian, clock, cacheOff());
 
     const asked = [...users, 'nobody-1', 'nobody-2'];
     const answers = await Promise.all(

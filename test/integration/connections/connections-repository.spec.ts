@@ -10,6 +10,7 @@ import { LifecycleService } from '../../../src/lifecycle/lifecycle.service.js';
 import { JiraWebhooksRepository } from '../../../src/jira-webhooks/jira-webhooks.repository.js';
 import { OutboxRepository } from '../../../src/webhooks/outbox.repository.js';
 import { drivers, openMigratedDatabase, type OpenedDatabase } from '../../utils/database.js';
+import { cacheOff } from '../../utils/connection-cache.js';
 
 const T0 = new Date('2026-03-02T09:00:00.000Z');
 
@@ -24,7 +25,7 @@ describe.each(drivers)('ConnectionsRepository reads and deletes on %s', (driver)
 
   beforeAll(async () => {
     db = await openMigratedDatabase(driver);
-    repository = new ConnectionsRepository(db.dataSource, new OutboxRepository());
+    repository = new ConnectionsRepository(db.dataSource, new OutboxRepository(), cacheOff());
   });
   afterAll(() => db?.close());
   beforeEach(() => db.dataSource.query(`TRUNCATE connections, webhook_outbox CASCADE`));
@@ -36,7 +37,7 @@ describe.each(drivers)('ConnectionsRepository reads and deletes on %s', (driver)
       new TokenCipher(config),
       clock,
       config,
-      new LifecycleService(db.dataSource, new ConnectionsRepository(db.dataSource, new OutboxRepository()), config, clock),
+      new LifecycleService(db.dataSource, new ConnectionsRepository(db.dataSource, new OutboxRepository(), cacheOff()), config, clock),
       new JiraWebhooksRepository(db.dataSource),
     );
     const stored = await service.storeConnected({

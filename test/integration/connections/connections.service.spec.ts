@@ -11,6 +11,7 @@ import { JiraWebhooksRepository } from '../../../src/jira-webhooks/jira-webhooks
 import { nextRefreshAt } from '../../../src/refresh/refresh.policy.js';
 import { OutboxRepository } from '../../../src/webhooks/outbox.repository.js';
 import { describePostgres, drivers, openMigratedDatabase, type OpenedDatabase } from '../../utils/database.js';
+import { cacheOff } from '../../utils/connection-cache.js';
 
 const T0 = new Date('2026-03-02T09:00:00.000Z');
 
@@ -37,11 +38,11 @@ function setup(db: OpenedDatabase) {
   const config = loadConfig({ TOKEN_ENCRYPTION_KEYS: `k1:${randomBytes(32).toString('base64')}`, REFRESH_LEAD_SECONDS: '600' });
   const cipher = new TokenCipher(config);
   const service = new ConnectionsService(
-    new ConnectionsRepository(db.dataSource, new OutboxRepository()),
+    new ConnectionsRepository(db.dataSource, new OutboxRepository(), cacheOff()),
     cipher,
     clock,
     config,
-    new LifecycleService(db.dataSource, new ConnectionsRepository(db.dataSource, new OutboxRepository()), config, clock),
+    new LifecycleService(db.dataSource, new ConnectionsRepository(db.dataSource, new OutboxRepository(), cacheOff()), config, clock),
     new JiraWebhooksRepository(db.dataSource),
   );
   const row = async (userId: string): Promise<Record<string, unknown>> =>

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/glo
 import { ConnectionsRepository } from '../../../src/connection-store/connections.repository.js';
 import { OutboxRepository } from '../../../src/webhooks/outbox.repository.js';
 import { drivers, openMigratedDatabase, type OpenedDatabase } from '../../utils/database.js';
+import { cacheOff } from '../../utils/connection-cache.js';
 
 describe.each(drivers)('ConnectionsRepository on %s', (driver) => {
   let db: OpenedDatabase;
@@ -9,7 +10,7 @@ describe.each(drivers)('ConnectionsRepository on %s', (driver) => {
 
   beforeAll(async () => {
     db = await openMigratedDatabase(driver);
-    repository = new ConnectionsRepository(db.dataSource, new OutboxRepository());
+    repository = new ConnectionsRepository(db.dataSource, new OutboxRepository(), cacheOff());
   }, 30_000);
   afterAll(() => db?.close());
   beforeEach(() => db.dataSource.query(`TRUNCATE connections, webhook_outbox CASCADE`));

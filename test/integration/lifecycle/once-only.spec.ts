@@ -8,6 +8,7 @@ import { OutboxRepository, type OutboxEvent } from '../../../src/webhooks/outbox
 import { ManualClock, outboxEvents } from '../../utils/connections.js';
 import { describePostgres, openMigratedDatabase, type OpenedDatabase } from '../../utils/database.js';
 import { silenceNestLogs } from '../refresh/refresh-stack.js';
+import { cacheOff } from '../../utils/connection-cache.js';
 
 const DAY = 86_400_000;
 const CONNECTIONS = 300;
@@ -59,7 +60,7 @@ describePostgres('re-consent and scope events across replicas', () => {
   });
 
   function service(dataSource: DataSource, outbox = new OutboxRepository()): LifecycleService {
-    return new LifecycleService(dataSource, new ConnectionsRepository(dataSource, outbox), config, clock);
+    return new LifecycleService(dataSource, new ConnectionsRepository(dataSource, outbox, cacheOff()), config, clock);
   }
 
   it('sends each event once per connection while every replica checks at once, again and again', async () => {

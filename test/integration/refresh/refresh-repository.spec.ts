@@ -11,6 +11,7 @@ import { OutboxRepository } from '../../../src/webhooks/outbox.repository.js';
 import { ManualClock, outboxEvents, readConnection, seedConnections } from '../../utils/connections.js';
 import { drivers, openMigratedDatabase, type OpenedDatabase } from '../../utils/database.js';
 import { refreshConfig, truncate } from './refresh-stack.js';
+import { cacheOff } from '../../utils/connection-cache.js';
 
 const MINUTE = 60_000;
 const LEASE_MS = 90_000;
@@ -23,7 +24,7 @@ describe.each(drivers)('ConnectionsRepository on %s', (driver) => {
 
   beforeAll(async () => {
     db = await openMigratedDatabase(driver);
-    repository = new ConnectionsRepository(db.dataSource, new OutboxRepository());
+    repository = new ConnectionsRepository(db.dataSource, new OutboxRepository(), cacheOff());
   }, 30_000);
   afterAll(async () => {
     await db?.close();

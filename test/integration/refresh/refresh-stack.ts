@@ -13,6 +13,7 @@ import { ConnectionsRepository } from '../../../src/connection-store/connections
 import { RefreshService } from '../../../src/refresh/refresh.service.js';
 import { RandomSource, Sleeper, TimerSleeper } from '../../../src/refresh/timing.js';
 import { OutboxRepository } from '../../../src/webhooks/outbox.repository.js';
+import { cacheOff } from '../../utils/connection-cache.js';
 
 /** Fixed for a whole test file, so every service instance (replica) can open what another sealed. */
 const KEY = Buffer.alloc(32, 7).toString('base64');
@@ -71,7 +72,7 @@ export async function refreshStack(options: RefreshStackOptions): Promise<Refres
   const dataSource =
     options.dataSource ??
     (await new DataSource(dataSourceOptions({ database: { url: options.databaseUrl, pgliteDir: '', migrationsRun: false } })).initialize());
-  const baseRepository = new ConnectionsRepository(dataSource, new OutboxRepository());
+  const baseRepository = new ConnectionsRepository(dataSource, new OutboxRepository(), cacheOff());
   const repository = options.wrapRepository ? options.wrapRepository(baseRepository) : baseRepository;
   const cipher = new TokenCipher(options.config);
   const registry = new Registry();
@@ -87,7 +88,7 @@ export async function refreshStack(options: RefreshStackOptions): Promise<Refres
     options.sleeper ?? new TimerSleeper(),
     new TokenEndpointOutage(registry),
   );
-  const accessTokens = new AccessTokenService(repository, service, cipher, options.clock, metrics);
+  const accessTokens = new AccessTokenService(repository, service, cipher, options.clock, metrics, cacheOff());
   return {
     dataSource,
     repository,

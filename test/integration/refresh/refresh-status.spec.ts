@@ -6,6 +6,7 @@ import { OutboxRepository } from '../../../src/webhooks/outbox.repository.js';
 import { ManualClock, seedConnections } from '../../utils/connections.js';
 import { drivers, openMigratedDatabase, type OpenedDatabase } from '../../utils/database.js';
 import { refreshConfig, truncate } from './refresh-stack.js';
+import { cacheOff } from '../../utils/connection-cache.js';
 
 const MINUTE = 60_000;
 
@@ -22,7 +23,7 @@ describe.each(drivers)('RefreshStatusService on %s', (driver) => {
   beforeEach(async () => {
     await truncate(db.dataSource);
     clock = new ManualClock();
-    service = new RefreshStatusService(new ConnectionsRepository(db.dataSource, new OutboxRepository()), clock);
+    service = new RefreshStatusService(new ConnectionsRepository(db.dataSource, new OutboxRepository(), cacheOff()), clock);
   });
 
   const minutesAgo = (minutes: number) => new Date(clock.now().getTime() - minutes * MINUTE);
