@@ -202,7 +202,7 @@ interface RefreshRun {
 async function runRefresh(dataSource: DataSource, config: AppConfig, cipher: TokenCipher, client: AtlassianClient): Promise<RefreshRun> {
   const clock = new SystemClock();
   // Nothing here reads the cache, so it never listens: the refresh writes only make it forget.
-  const repository = new ConnectionsRepository(dataSource, new OutboxRepository(), new ConnectionCache(config, clock));
+  const repository = new ConnectionsRepository(dataSource, new OutboxRepository(), new ConnectionCache(config, clock, dataSource));
   const registry = new Registry();
   const metrics = new SamplingMetrics(registry, repository, clock, config);
   const outage = new TokenEndpointOutage(registry);

@@ -1,6 +1,9 @@
-import { Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
+import { Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
 import pg from 'pg';
+import { DataSource } from 'typeorm';
 import { Clock } from '../common/clock.js';
 import { AppConfig } from '../config/app-config.js';
 import type { TokenState } from './token-state.js';
@@ -8,6 +11,12 @@ import type { TokenState } from './token-state.js';
 /** What the connections' triggers notify, with the user id as payload (migration ConnectionChangeNotify). */
 export const CONNECTION_CHANGED_CHANNEL = 'connection_changed';
 
+/** Where the cache notifies itself, from the application's pool, to learn that notifications do arrive. */
+const PROBE_CHANNEL = 'connection_cache_probe';
+/** How often a probe checks that the listening connection still hears, while it listens. */
+const PROBE_EVERY_MS = 10_000;
+/** A probe that has not arrived by then means changes may go unheard: the cache turns off until listening again. */
+const PROBE_TIMEOUT_MS = 5_000;
 /** How the listening session shows in pg_stat_activity. */
 export const LISTENER_NAME = 'atlassian-token-service connection cache';
 /** Enough for the users calling at any one time; the oldest entries make room. */
@@ -40,7 +49,10 @@ export interface CacheTicket {
  * notification arrives, a few milliseconds after the commit. This replica's own writes are forgotten as soon as they
  * commit (ConnectionsRepository calls `forget`), so a caller never reads its own change's past. A read that started
  * before a change and ends after it is not remembered. While the listening connection is down (and on embedded PGlite,
- * which has no second session) nothing is remembered and every call reads the database, as without a cache.
+ * which has no second session) nothing is remembered and every call reads the database, as without a cache. Listening
+ * counts only once a notification sent from the application's pool has arrived, and a probe every 10 s must arrive
+ * within 5 s or the cache turns off: a listening session that went silent (a dead network path, a pooler in
+ * transaction mode handing LISTEN to a session it then gives away) leaves nothing stale for longer than that.
  *
  * Refresh decisions never rest on it: a cached token is handed out only while it stays valid long enough; anything
  * else, and every forced refresh, reads the database (AccessTokenService).
@@ -56,6 +68,9 @@ export class ConnectionCache implements OnApplicationShutdown {
   private listener: pg.Client | undefined;
   private listening = false;
   private starting: Promise<void> | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
+  /** Probes sent and not arrived yet, by id. */
+  private readonly probes = new Map<string, () => void>();
   private failedAt = Number.NEGATIVE_INFINITY;
   /** Said in the log that changes cannot be heard, and not yet that they are again. */
   private degraded = false;
@@ -64,6 +79,7 @@ export class ConnectionCache implements OnApplicationShutdown {
   constructor(
     private readonly config: AppConfig,
     private readonly clock: Clock,
+    @InjectDataSource() private readonly dataSource: DataSource,
   ) {}
 
   /** The user's token state as last read, unless it may have changed since; starts listening on first use. */
@@ -98,12 +114,12 @@ export class ConnectionCache implements OnApplicationShutdown {
 
   /**
    * Settles once listening has started (if it is starting) and every change committed before the call has been
-   * forgotten here: a notification sent before a query on the listening connection arrives before its answer. Tests
-   * that write SQL by hand wait on it.
+   * forgotten here: PostgreSQL delivers notifications in commit order, so the change's arrives before a probe sent
+   * after it. Tests that write SQL by hand wait on it.
    */
   async caughtUp(): Promise<void> {
     await this.starting;
-    if (this.listening) await this.listener?.query('SELECT 1');
+    if (this.listening) await this.probeArrives();
   }
 
   async onApplicationShutdown(): Promise<void> {
@@ -151,30 +167,64 @@ export class ConnectionCache implements OnApplicationShutdown {
   private async listen(url: string): Promise<void> {
     const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000, application_name: LISTENER_NAME });
     client.on('notification', (message) => {
-      if (message.channel === CONNECTION_CHANGED_CHANNEL && message.payload) this.forget(message.payload);
+      if (!message.payload) return;
+      if (message.channel === CONNECTION_CHANGED_CHANNEL) this.forget(message.payload);
+      else if (message.channel === PROBE_CHANNEL) this.probes.get(message.payload)?.();
     });
     client.on('error', (error) => this.lost(client, error));
     client.on('end', () => this.lost(client));
     this.listener = client;
     try {
       await client.connect();
-      await client.query(`LISTEN ${CONNECTION_CHANGED_CHANNEL}`);
+      await client.query(`LISTEN ${CONNECTION_CHANGED_CHANNEL}; LISTEN ${PROBE_CHANNEL}`);
     } catch (error) {
       this.lost(client, error as Error);
+      return;
+    }
+    if (!(await this.probeArrives())) {
+      this.lost(client, new Error(`a notification from another session did not arrive within ${PROBE_TIMEOUT_MS} ms`));
       return;
     }
     if (this.stopped || this.listener !== client) return;
     // Whatever was read before now may have changed unseen.
     this.forgetAll();
     this.listening = true;
+    this.heartbeat = setInterval(() => void this.beat(client), PROBE_EVERY_MS).unref();
     if (this.degraded) this.logger.log('Connection changes are heard again: product calls use the cache');
     this.degraded = false;
+  }
+
+  /** Sends a probe from the application's pool; true once the listening connection has heard it. */
+  private async probeArrives(): Promise<boolean> {
+    const id = randomUUID();
+    let timer: NodeJS.Timeout | undefined;
+    const arrived = new Promise<boolean>((resolve) => {
+      this.probes.set(id, () => resolve(true));
+      timer = setTimeout(() => resolve(false), PROBE_TIMEOUT_MS).unref();
+    });
+    try {
+      await this.dataSource.query('SELECT pg_notify($1, $2)', [PROBE_CHANNEL, id]);
+      return await arrived;
+    } catch {
+      return false;
+    } finally {
+      clearTimeout(timer);
+      this.probes.delete(id);
+    }
+  }
+
+  private async beat(client: pg.Client): Promise<void> {
+    if (this.listener !== client || !this.listening) return;
+    if (!(await this.probeArrives())) {
+      this.lost(client, new Error(`a probe notification did not arrive within ${PROBE_TIMEOUT_MS} ms`));
+    }
   }
 
   private lost(client: pg.Client, error?: Error): void {
     if (this.listener !== client) return;
     this.listener = undefined;
     this.listening = false;
+    clearInterval(this.heartbeat);
     this.forgetAll();
     this.failedAt = performance.now();
     client.end().catch(() => undefined);
@@ -191,6 +241,7 @@ export class ConnectionCache implements OnApplicationShutdown {
     const client = this.listener;
     this.listener = undefined;
     this.listening = false;
+    clearInterval(this.heartbeat);
     this.forgetAll();
     await client?.end().catch(() => undefined);
   }
