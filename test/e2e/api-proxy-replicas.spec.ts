@@ -1,37 +1,24 @@
-import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { DataSource } from 'typeorm';
 import { callApi, errorOf, userPath } from '../utils/api.js';
-import { startTestApp, type TestApp } from '../utils/app.js';
+import type { TestApp } from '../utils/app.js';
 import { ManualClock } from '../utils/connections.js';
-import { createTestDatabase, describePostgres, type TestDatabase } from '../utils/database.js';
+import { describePostgres } from '../utils/database.js';
+import { startReplicas, type Replicas } from '../utils/replicas.js';
 import { connectUser, sandboxControl } from './connect-browser.js';
 
-interface ApiCallRecord {
-  path: string;
-  status: number;
-}
-
-/** Two replicas of the service on one database and one Atlassian (the first one's sandbox), as deployed behind a balancer. */
 describePostgres('a pause taken by one replica is honoured by another', () => {
   const clock = new ManualClock();
-  let database: TestDatabase;
+  let replicas: Replicas;
   let first: TestApp;
   let second: TestApp;
   let cloudIds: string[];
 
   beforeAll(async () => {
-    database = await createTestDatabase();
-    const shared = { TOKEN_ENCRYPTION_KEYS: `shared:${randomBytes(32).toString('base64')}` };
-    first = await startTestApp({ clock, databaseUrl: database.url, env: shared });
-    const atlassian = `${first.baseUrl}/sandbox`;
-    second = await startTestApp({
-      clock,
-      databaseUrl: database.url,
-      env: { ...shared, ATLASSIAN_AUTH_URL: atlassian, ATLASSIAN_API_URL: atlassian },
-    });
+    replicas = await startReplicas(clock);
+    ({ first, second } = replicas);
     for (const [userId, login] of [
       ['replica-a', 'frank'],
       ['replica-b', 'grace'],
@@ -43,18 +30,12 @@ describePostgres('a pause taken by one replica is honoured by another', () => {
       .query(`SELECT r.cloud_id FROM accessible_resources r JOIN connections c ON c.id = r.connection_id ORDER BY c.user_id`);
     cloudIds = rows.map((row) => row.cloud_id);
   });
-  afterAll(async () => {
-    await second?.close();
-    await first?.close();
-    await database?.drop();
-  });
+  afterAll(() => replicas?.close());
 
   const myself = (replica: TestApp, userId: string, cloudId: string) =>
     callApi(replica, 'GET', userPath(userId, `/proxy/jira/${cloudId}/rest/api/3/myself`));
 
-  async function calls(): Promise<ApiCallRecord[]> {
-    return ((await (await fetch(`${first.baseUrl}/sandbox/_control/api-calls`)).json()) as { calls: ApiCallRecord[] }).calls;
-  }
+  const calls = () => replicas.apiCalls();
 
   it("stops the other replica's calls within a second of Atlassian's app-wide 429, without them reaching Atlassian", async () => {
     const [siteA, siteB] = cloudIds;

@@ -5,7 +5,7 @@ import { TokenCipher } from '../../src/crypto/token-cipher.js';
 import { accountIdFor } from '../../src/sandbox/sandbox.users.js';
 import { callApi, errorOf, rawApi, rawErrorOf, userPath } from '../utils/api.js';
 import { startTestApp, type TestApp } from '../utils/app.js';
-import { ManualClock } from '../utils/connections.js';
+import { ManualClock, storeRevokedAccessToken } from '../utils/connections.js';
 import { describePostgres } from '../utils/database.js';
 import { connectUser, sandboxControl, sandboxStats } from './connect-browser.js';
 
@@ -171,14 +171,7 @@ describePostgres('the proxy: /v1/users/{userId}/proxy/{product}/{cloudId}/{pathâ
 
   it('retries once with a freshly refreshed token when Atlassian refuses one that has not expired yet', async () => {
     const [{ id }]: { id: string }[] = await dataSource.query(`SELECT id FROM connections WHERE user_id = 'proxy-bob'`);
-    const dead = app.app
-      .get(TokenCipher)
-      .seal('sbx_at_revoked-before-its-expiry', { table: 'connections', rowId: id, column: 'access_token' });
-    await dataSource.query(`UPDATE connections SET access_token_ciphertext = $2, access_token_key_id = $3 WHERE id = $1`, [
-      id,
-      dead.ciphertext,
-      dead.keyId,
-    ]);
+    await storeRevokedAccessToken(dataSource, app.app.get(TokenCipher), id);
     // Written by hand: the replica's cache forgets the token it remembered once the trigger's notification arrives.
     await app.app.get(ConnectionCache).caughtUp();
     const response = await callApi(app, 'GET', proxied('proxy-bob', 'jira', site('proxy-bob', 'acme'), 'rest/api/3/myself'));

@@ -4,7 +4,7 @@ import { TokenCipher } from '../../src/crypto/token-cipher.js';
 import { accountIdFor } from '../../src/sandbox/sandbox.users.js';
 import { callApi, errorOf, userPath } from '../utils/api.js';
 import { startTestApp, type TestApp } from '../utils/app.js';
-import { ManualClock, readConnection } from '../utils/connections.js';
+import { ManualClock, readConnection, storeRevokedAccessToken } from '../utils/connections.js';
 import { describePostgres } from '../utils/database.js';
 import { connectUser, sandboxControl, sandboxStats } from './connect-browser.js';
 
@@ -57,12 +57,7 @@ describePostgres('GET /v1/users/{userId}/sites/{cloudId}/myself', () => {
   it('retries once with a freshly refreshed token when Atlassian refuses one that has not expired yet', async () => {
     const { id, sites } = await connected('revoked-token', 'bob');
     // Atlassian revokes an access token when the reuse leeway after its rotation ends, before its exp.
-    const dead = cipher.seal('sbx_at_revoked-before-its-expiry', { table: 'connections', rowId: id, column: 'access_token' });
-    await dataSource.query(`UPDATE connections SET access_token_ciphertext = $2, access_token_key_id = $3 WHERE id = $1`, [
-      id,
-      dead.ciphertext,
-      dead.keyId,
-    ]);
+    await storeRevokedAccessToken(dataSource, cipher, id);
 
     const response = await myself('revoked-token', sites.get('acme')!);
     expect(response.status).toBe(200);

@@ -1,18 +1,14 @@
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, expect, it } from '@jest/globals';
 import { DataSource } from 'typeorm';
 import { ConnectionCache, LISTENER_NAME } from '../../src/connection-store/connection-cache.js';
 import { TokenCipher } from '../../src/crypto/token-cipher.js';
 import { callApi, errorOf, userPath } from '../utils/api.js';
-import { startTestApp, type TestApp } from '../utils/app.js';
-import { ManualClock } from '../utils/connections.js';
-import { createTestDatabase, describePostgres, type TestDatabase } from '../utils/database.js';
+import type { TestApp } from '../utils/app.js';
+import { ManualClock, storeRevokedAccessToken } from '../utils/connections.js';
+import { describePostgres } from '../utils/database.js';
 import { eventually } from '../utils/eventually.js';
+import { startReplicas, type Replicas } from '../utils/replicas.js';
 import { connectUser } from './connect-browser.js';
-
-interface ApiCallRecord {
-  status: number;
-}
 
 /**
  * Product calls read the user's token and sites from ConnectionCache, and every change to them, made anywhere, is
@@ -20,7 +16,7 @@ interface ApiCallRecord {
  */
 describePostgres('the connection cache behind product calls', () => {
   const clock = new ManualClock();
-  let database: TestDatabase;
+  let replicas: Replicas;
   let first: TestApp;
   let second: TestApp;
   let dataSource: DataSource;
@@ -35,15 +31,8 @@ describePostgres('the connection cache behind product calls', () => {
   ] as const;
 
   beforeAll(async () => {
-    database = await createTestDatabase();
-    const shared = { TOKEN_ENCRYPTION_KEYS: `shared:${randomBytes(32).toString('base64')}` };
-    first = await startTestApp({ clock, databaseUrl: database.url, env: shared });
-    const atlassian = `${first.baseUrl}/sandbox`;
-    second = await startTestApp({
-      clock,
-      databaseUrl: database.url,
-      env: { ...shared, ATLASSIAN_AUTH_URL: atlassian, ATLASSIAN_API_URL: atlassian },
-    });
+    replicas = await startReplicas(clock);
+    ({ first, second } = replicas);
     dataSource = first.app.get(DataSource);
     cache = first.app.get(ConnectionCache);
     for (const [userId, login] of users) {
@@ -55,11 +44,7 @@ describePostgres('the connection cache behind product calls', () => {
       sites.set(userId, cloud_id);
     }
   });
-  afterAll(async () => {
-    await second?.close();
-    await first?.close();
-    await database?.drop();
-  });
+  afterAll(() => replicas?.close());
 
   let callsBefore = 0;
   beforeEach(async () => {
@@ -68,29 +53,18 @@ describePostgres('the connection cache behind product calls', () => {
     for (const [userId] of users) await callApi(first, 'GET', myself(userId));
     await cache.caughtUp();
     for (const [userId] of users) expect((await callApi(first, 'GET', myself(userId))).status).toBe(200);
-    callsBefore = (await allCalls()).length;
+    callsBefore = (await replicas.apiCalls()).length;
   });
 
   const myself = (userId: string) => userPath(userId, `/proxy/jira/${sites.get(userId)!}/rest/api/3/myself`);
 
-  async function allCalls(): Promise<ApiCallRecord[]> {
-    return ((await (await fetch(`${first.baseUrl}/sandbox/_control/api-calls`)).json()) as { calls: ApiCallRecord[] }).calls;
-  }
   async function callsSince(): Promise<number[]> {
-    return (await allCalls()).slice(callsBefore).map((call) => call.status);
+    return (await replicas.apiCalls()).slice(callsBefore).map((call) => call.status);
   }
 
-  /** Stores an access token Atlassian no longer takes, as a rotation on another replica leaves the old one. */
   async function storeDeadToken(userId: string): Promise<void> {
     const [{ id }]: { id: string }[] = await dataSource.query(`SELECT id FROM connections WHERE user_id = $1`, [userId]);
-    const dead = first.app
-      .get(TokenCipher)
-      .seal('sbx_at_revoked-before-its-expiry', { table: 'connections', rowId: id, column: 'access_token' });
-    await dataSource.query(`UPDATE connections SET access_token_ciphertext = $2, access_token_key_id = $3 WHERE id = $1`, [
-      id,
-      dead.ciphertext,
-      dead.keyId,
-    ]);
+    await storeRevokedAccessToken(dataSource, first.app.get(TokenCipher), id);
   }
 
   /** Runs `write` with the notifying triggers off, as if the change had not been heard. */

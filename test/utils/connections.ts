@@ -214,6 +214,19 @@ export async function seedConnection(
 }
 
 /** A connection as stored, with its tokens decrypted. */
+/**
+ * Stores, by hand, an access token the sandbox refuses although it has not expired: what Atlassian does to an old
+ * token once the reuse leeway after its rotation ends.
+ */
+export async function storeRevokedAccessToken(dataSource: DataSource, cipher: TokenCipher, connectionId: string): Promise<void> {
+  const dead = cipher.seal('sbx_at_revoked-before-its-expiry', { table: 'connections', rowId: connectionId, column: 'access_token' });
+  await dataSource.query(`UPDATE connections SET access_token_ciphertext = $2, access_token_key_id = $3 WHERE id = $1`, [
+    connectionId,
+    dead.ciphertext,
+    dead.keyId,
+  ]);
+}
+
 export async function readConnection(dataSource: DataSource, cipher: TokenCipher, id: string): Promise<StoredConnection> {
   const rows: Record<string, unknown>[] = await dataSource.query(`SELECT * FROM connections WHERE id = $1`, [id]);
   if (rows.length === 0) throw new Error(`No connection ${id}`);
