@@ -122,9 +122,9 @@ export class ConnectionCache implements OnApplicationShutdown {
     if (this.listening) await this.probeArrives();
   }
 
+  /** Ends the listening session, also one still starting (its connect or probe then fails or is ignored). */
   async onApplicationShutdown(): Promise<void> {
     this.stopped = true;
-    await this.starting;
     await this.stopListening();
   }
 
