@@ -92,6 +92,11 @@ export class ConnectionCache implements OnApplicationShutdown {
     return this.entry(userId)?.sites.has(cloudId) ?? false;
   }
 
+  /** Whether changes are heard, so that what is remembered is used. */
+  isListening(): boolean {
+    return this.listening;
+  }
+
   ticket(): CacheTicket {
     return { epoch: this.epoch, generation: this.generation };
   }

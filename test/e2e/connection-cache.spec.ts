@@ -67,6 +67,11 @@ describePostgres('the connection cache behind product calls', () => {
     await storeRevokedAccessToken(dataSource, first.app.get(TokenCipher), id);
   }
 
+  async function listeningGauge(): Promise<string | undefined> {
+    const text = await (await fetch(`${first.baseUrl}/metrics`)).text();
+    return /^atlassian_connection_cache_listening (\S+)$/m.exec(text)?.[1];
+  }
+
   /** Runs `write` with the notifying triggers off, as if the change had not been heard. */
   async function unheard(write: () => Promise<void>): Promise<void> {
     await dataSource.query(`ALTER TABLE connections DISABLE TRIGGER USER`);
@@ -134,6 +139,7 @@ describePostgres('the connection cache behind product calls', () => {
       () => cache.token('cached-alice'),
       (state) => state === undefined,
     );
+    expect(await listeningGauge()).toBe('0');
     await unheard(() => storeDeadToken('cached-bob'));
     expect((await callApi(first, 'GET', myself('cached-bob'))).status).toBe(200);
     expect(await callsSince()).toEqual([401, 200]);
@@ -146,6 +152,7 @@ describePostgres('the connection cache behind product calls', () => {
       },
       (state) => state !== undefined,
     );
+    expect(await listeningGauge()).toBe('1');
   });
 
   it('does not remember a read that started before a change it has heard of', () => {
