@@ -40,8 +40,8 @@ export interface CacheTicket {
 
 /**
  * What every product call reads before it goes out, kept between calls: the user's token state (the token still
- * sealed) and the sites the user was found to have. Without it each proxied call waits for the database twice
- * (docs/benchmarks.md, "Proxy").
+ * sealed) and the sites the user was found to have. Without it each proxied call waits for the database (the site
+ * check and the token read) before it goes out (docs/benchmarks.md, "Proxy").
  *
  * It is only as stale as PostgreSQL's notifications: triggers on `connections` and `accessible_resources` notify
  * `connection_changed` with the user id whenever a token, status or site changes or a connection is deleted, whoever
