@@ -15,12 +15,11 @@ export class ConnectionChangeNotify1795765000000 implements MigrationInterface {
       DECLARE
         changed text;
       BEGIN
+        -- Only updates and deletes fire it: the old row names the user whose remembered state it changed.
         IF TG_TABLE_NAME = 'connections' THEN
-          IF TG_OP = 'DELETE' THEN changed := OLD.user_id; ELSE changed := NEW.user_id; END IF;
-        ELSIF TG_OP = 'DELETE' THEN
-          SELECT user_id INTO changed FROM connections WHERE id = OLD.connection_id;
+          changed := OLD.user_id;
         ELSE
-          SELECT user_id INTO changed FROM connections WHERE id = NEW.connection_id;
+          SELECT user_id INTO changed FROM connections WHERE id = OLD.connection_id;
         END IF;
         IF changed IS NOT NULL THEN
           PERFORM pg_notify('connection_changed', changed);

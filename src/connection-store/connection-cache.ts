@@ -9,7 +9,7 @@ import { AppConfig } from '../config/app-config.js';
 import type { TokenState } from './token-state.js';
 
 /** What the connections' triggers notify, with the user id as payload (migration ConnectionChangeNotify). */
-export const CONNECTION_CHANGED_CHANNEL = 'connection_changed';
+const CONNECTION_CHANGED_CHANNEL = 'connection_changed';
 
 /** Where the cache notifies itself, from the application's pool, to learn that notifications do arrive. */
 const PROBE_CHANNEL = 'connection_cache_probe';
@@ -46,7 +46,7 @@ export interface CacheTicket {
  * It is only as stale as PostgreSQL's notifications: triggers on `connections` and `accessible_resources` notify
  * `connection_changed` with the user id whenever a token, status or site changes or a connection is deleted, whoever
  * wrote it (any replica, an operator command, SQL by hand), and every replica listening forgets that user when the
- * notification arrives, a few milliseconds after the commit. This replica's own writes are forgotten as soon as they
+ * notification arrives (PostgreSQL sends it at the commit). This replica's own writes are forgotten as soon as they
  * commit (ConnectionsRepository calls `forget`), so a caller never reads its own change's past. A read that started
  * before a change and ends after it is not remembered. While the listening connection is down (and on embedded PGlite,
  * which has no second session) nothing is remembered and every call reads the database, as without a cache. Listening

@@ -185,7 +185,6 @@ export interface ClaimedConnection {
   readonly previousDueAt: Date | null;
 }
 
-/** What the on-demand path reads to decide whether the stored access token will do. */
 export interface LeaseRequest {
   readonly now: Date;
   readonly owner: string;

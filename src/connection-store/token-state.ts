@@ -1,7 +1,7 @@
 import type { SealedValue } from '../crypto/token-cipher.js';
 import type { ConnectionStatus } from './connection.entity.js';
 
-/** What a call as a user reads of the user's connection: its status and access token (still sealed), and the refresh bookkeeping. */
+/** What the on-demand path reads to decide whether the stored access token will do (the token still sealed). */
 export interface TokenState {
   readonly id: string;
   readonly status: ConnectionStatus;
